@@ -12,6 +12,9 @@
 //   - no header, exactly 32 bytes: legacy raw seed. Accepted, and the node
 //     rewrites the file under "1.0.0".
 //   - "1.0.0" + 32 raw bytes: what a node writes when it creates its seed.
+//   - "1.1.0" + 32 raw bytes: what zos v0.4.9 wrote when it upgraded a legacy
+//     file, and could not read back. Accepted as legacy and rewritten under
+//     "1.0.0", so such a node keeps its identity.
 //   - "1.1.0" + JSON {"mnemonic": "<24 BIP-39 words>", "threebotid": <int>}:
 //     the user identity format (the zos CLI's `identity new` writes it, and a
 //     node accepts it). The seed is the BIP-39 entropy of the mnemonic, not the

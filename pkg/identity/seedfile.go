@@ -17,7 +17,9 @@ import (
 
 // Seed file versions.
 const (
-	// VersionLegacy is the Version of a parsed legacy file: 32 raw bytes, no header.
+	// VersionLegacy is the Version of a parsed legacy file: 32 raw bytes with
+	// no header, or under the "1.1.0" header as zos v0.4.9 wrongly upgraded
+	// legacy files. A node rewrites such files under "1.0.0".
 	VersionLegacy = ""
 	// VersionRaw is the version of a file holding "1.0.0" + the 32 raw seed bytes.
 	VersionRaw = "1.0.0"
@@ -65,6 +67,13 @@ func ParseSeedFile(data []byte) (SeedFile, error) {
 			}
 			return SeedFile{Version: VersionRaw, Seed: s}, nil
 		case VersionMnemonic:
+			if len(payload) == SeedSize {
+				// v0.4.9 upgraded legacy files to "1.1.0" + raw seed. No
+				// JSON payload of a 24-word mnemonic is this short, so the
+				// node's seed is recovered, as legacy to be rewritten.
+				s, _ := SeedFromBytes(payload)
+				return SeedFile{Version: VersionLegacy, Seed: s}, nil
+			}
 			var p mnemonicPayload
 			if err := json.Unmarshal(payload, &p); err != nil {
 				return SeedFile{}, fmt.Errorf("seed file version %s: json payload: %w", ver, ErrMnemonic)
