@@ -26,6 +26,11 @@ var (
 // hold different seeds; the node refuses to choose an identity.
 var ErrSeedMismatch = errors.New("seed copies differ")
 
+// ErrSeedUnavailable means no seed copy could be read while some copy exists
+// but cannot be read (I/O error, permissions): the node refuses to create a
+// new identity that might replace the unreadable one.
+var ErrSeedUnavailable = errors.New("seed file unavailable")
+
 // ErrOrphan means no farm id is configured: neither Config.FarmID nor a
 // non-empty farmer_id= on the kernel command line.
 var ErrOrphan = errors.New("no farm id configured (orphan node)")

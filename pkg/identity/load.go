@@ -16,7 +16,8 @@ import (
 //   - temp files a crash left next to any copy are removed;
 //   - every existing copy is read; one that is not a valid seed file is an
 //     error matching ErrInvalidSeed (never replaced by a new identity), and a
-//     mirror that cannot be read (dead disk) is skipped with a warning;
+//     mirror that cannot be read (dead disk) is skipped with a warning, but
+//     then a missing primary is ErrSeedUnavailable rather than a new seed;
 //   - copies holding different seeds are ErrSeedMismatch;
 //   - no copy at all: a new random seed is written under "1.0.0" (no-clobber,
 //     so concurrent starts agree); primary missing but a mirror valid: the
@@ -77,6 +78,7 @@ func (l loader) loadOnce(ctx context.Context) (Seed, error) {
 	}
 	paths := append([]string{l.cfg.SeedPath}, l.cfg.MirrorPaths...)
 	copies := make([]seedCopy, 0, len(paths))
+	var unreadable []string
 	for i, p := range paths {
 		if n, err := removeStaleTemps(p, time.Now()); err != nil {
 			l.log.WarnContext(ctx, "cannot remove stale seed temp files", "path", p, "err", err)
@@ -90,6 +92,7 @@ func (l loader) loadOnce(ctx context.Context) (Seed, error) {
 			}
 			// A mirror we cannot read (dead pool): do without it.
 			l.log.WarnContext(ctx, "seed mirror unreadable, skipped", "path", p, "err", err)
+			unreadable = append(unreadable, p)
 			continue
 		}
 		copies = append(copies, c)
@@ -113,6 +116,9 @@ func (l loader) loadOnce(ctx context.Context) (Seed, error) {
 
 	primary := &copies[0]
 	switch {
+	case ref == nil && len(unreadable) > 0:
+		// The unreadable copy may hold this node's identity: do not replace it.
+		return Seed{}, fmt.Errorf("no seed file and mirror %s unreadable: %w", unreadable[0], ErrSeedUnavailable)
 	case ref == nil: // first start
 		seed, err := GenerateSeed()
 		if err != nil {

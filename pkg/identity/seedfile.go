@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/zos-go/zos/internal/atomicfile"
@@ -228,8 +229,8 @@ const staleTempAge = time.Minute
 // how many it removed.
 func removeStaleTemps(path string, now time.Time) (int, error) {
 	entries, err := os.ReadDir(filepath.Dir(path))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return 0, nil // nothing there; reading the copy reports the problem
 	}
 	if err != nil {
 		return 0, fmt.Errorf("seed dir of %s: %w", path, err)
