@@ -12,7 +12,8 @@ type RaidProfile string
 const (
 	// Single profile: one disk per pool, no redundancy.
 	Single RaidProfile = "single"
-	// Raid0 profile: declared by the seed but refused by Validate.
+	// Raid0 profile: striping without redundancy. The original declared it but
+	// refused it in Validate; zos builds it (the storage issue asks for it).
 	Raid0 RaidProfile = "raid0"
 	// Raid1 profile: two disks mirrored.
 	Raid1 RaidProfile = "raid1"
@@ -20,12 +21,12 @@ const (
 	Raid10 RaidProfile = "raid10"
 )
 
-// Validate returns nil for the profiles storage can build (Single, Raid1,
-// Raid10) and an error wrapping errors.ErrUnsupported for any other value,
-// including Raid0, as the original did.
+// Validate returns nil for the profiles storage can build (Single, Raid0,
+// Raid1, Raid10) and an error wrapping errors.ErrUnsupported for any other
+// value. Deviation: the original refused Raid0.
 func (p RaidProfile) Validate() error {
 	switch p {
-	case Single, Raid1, Raid10:
+	case Single, Raid0, Raid1, Raid10:
 		return nil
 	}
 	return fmt.Errorf("raid profile %q: %w", string(p), errors.ErrUnsupported)

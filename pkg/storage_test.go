@@ -16,7 +16,7 @@ func TestRaidProfileValidate(t *testing.T) {
 		{pkg.Single, true},
 		{pkg.Raid1, true},
 		{pkg.Raid10, true},
-		{pkg.Raid0, false}, // declared by the seed, refused like the original
+		{pkg.Raid0, true}, // refused by the original; built by zos
 		{"", false},
 		{"SINGLE", false},
 		{"raid5", false},
