@@ -1,0 +1,62 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+)
+
+// Module is the storage module on real btrfs pools. Create it with New,
+// then call Scan once (it forms and adopts pools and ensures the cache) and
+// run Run for periodic scans. All methods are safe for concurrent use.
+type Module struct {
+	cfg     Config
+	log     *slog.Logger
+	mntRoot string
+
+	scanMu sync.Mutex // serializes scans
+
+	mu            sync.Mutex
+	pools         map[string]*pool  // guarded by mu; by label
+	brokenDevices map[string]error  // guarded by mu; by device path
+	brokenPools   map[string]error  // guarded by mu; by label
+	foreign       map[string]string // guarded by mu; device path → what is on it
+	cache         cacheState        // guarded by mu
+	pending       map[string][]uint64
+	// pending (guarded by mu) holds, per pool label, qgroups of removed
+	// subvolumes that the kernel still held; maintenance destroys them.
+	closed bool // guarded by mu
+}
+
+// pool and cacheState are filled in by the btrfs implementation.
+type (
+	pool       struct{}
+	cacheState struct{}
+)
+
+// New checks cfg and returns a module; it touches no disk (call Scan).
+func New(cfg Config, log *slog.Logger) (*Module, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		return nil, fmt.Errorf("storage: nil logger: %w", ErrInvalidConfig)
+	}
+	return &Module{
+		cfg:           cfg,
+		log:           log,
+		mntRoot:       filepath.Join(cfg.Root, "mnt"),
+		pools:         map[string]*pool{},
+		brokenDevices: map[string]error{},
+		brokenPools:   map[string]error{},
+		foreign:       map[string]string{},
+		pending:       map[string][]uint64{},
+	}, nil
+}
+
+// opCtx bounds a seed method, which has no ctx of its own.
+func (m *Module) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), m.cfg.OpTimeout)
+}
