@@ -31,4 +31,6 @@
 //     plain strings). FieldError and ErrFieldRequired are the only exported
 //     names not in the seed.
 //   - Usage counts bytes as uint64 (the v0.4 wire form).
+//   - RaidProfile.Validate accepts Raid0; the original declared it but
+//     refused it.
 package pkg
