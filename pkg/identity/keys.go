@@ -144,6 +144,11 @@ func IDFromKey(pk ed25519.PublicKey) string { return base58.Encode(pk) }
 // KeyFromID decodes a base58 node (or user) id into its 32-byte ed25519
 // public key. Bad base58 or another length is ErrInvalidPublicKey.
 func KeyFromID(id string) (ed25519.PublicKey, error) {
+	// 32 bytes take 32 ("1"×32) to 44 base58 characters; bound the input
+	// before the quadratic decoder sees it.
+	if len(id) < 32 || len(id) > 44 {
+		return nil, fmt.Errorf("id of %d characters: %w", len(id), ErrInvalidPublicKey)
+	}
 	b, err := base58.Decode(id)
 	if err != nil {
 		return nil, fmt.Errorf("id %q: base58: %w", id, ErrInvalidPublicKey)

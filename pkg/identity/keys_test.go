@@ -54,6 +54,8 @@ func TestKeyFromIDErrors(t *testing.T) {
 		"too short":    vectorNodeID[:20],
 		"too long":     vectorNodeID + "zz",
 		"spaces":       " " + vectorNodeID,
+		"huge":         strings.Repeat("z", 1<<20),
+		"31 ones":      strings.Repeat("1", 31),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := KeyFromID(id); !errors.Is(err, ErrInvalidPublicKey) {
