@@ -372,8 +372,8 @@ func (*Volume) secrets(SecretFunc) error { return nil }
 // ZDB is a 0-db namespace of Size GiB.
 type ZDB struct {
 	// Size in GiB.
-	Size     uint64  `json:"size"`
-	Mode     ZDBMode `json:"mode"`
+	Size uint64  `json:"size"`
+	Mode ZDBMode `json:"mode"`
 	// Password is hex ciphertext (SecretUser); empty: no password.
 	Password string   `json:"password,omitempty"`
 	DiskType DiskType `json:"disk_type"`
