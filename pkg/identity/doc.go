@@ -2,7 +2,8 @@
 // derived from a persisted 32-byte seed, the node id (base58 of the public
 // key), the farm id read from the kernel command line, and the two NaCl
 // encryption schemes users rely on to send secrets to a node. [Manager]
-// implements pkg.IdentityManager.
+// implements pkg.IdentityManager; [Load] builds it from the seed file
+// (creating it on first start), [New] from a key pair in memory.
 //
 // # Seed file
 //
@@ -36,8 +37,8 @@
 // # User side
 //
 // The zos CLI uses the exported functions of this same package: [Generate],
-// [SeedFromMnemonic], [ReadSeedFile], [WriteSeedFile] and [NewKeyPair] for its
-// identity file; [SealToNode]/[SealBox] to seal a secret to a node (the scheme
+// [SeedFromMnemonic], [ReadSeedFile], [CreateSeedFile]/[WriteSeedFile] and
+// [SeedFile.KeyPair] for its identity file (the "1.1.0" mnemonic form); [SealToNode]/[SealBox] to seal a secret to a node (the scheme
 // the node opens with Decrypt, used for WireGuard keys and v0 workloads) and
 // [EncryptECDH]/[DecryptECDH] with the user's private key and the node's public
 // key (or [EncryptECDHToNode]) for secrets of v≥1 workloads, opened by the node
@@ -53,7 +54,12 @@
 //     bytes under "1.1.0", which the next load then failed to parse as JSON.
 //   - Config.MirrorPaths mirrors the seed on other pools: a node whose primary
 //     seed file is lost restores it from a valid mirror and keeps its id; seeds
-//     that differ between copies are an error ([ErrSeedMismatch]).
+//     that differ between copies are an error ([ErrSeedMismatch]), and so is a
+//     corrupt copy; with no readable copy but an unreadable mirror (I/O error)
+//     no new seed is made ([ErrSeedUnavailable]). See [Load].
+//   - Files v0.4.9 wrote as "1.1.0" + raw seed are read (see above) and
+//     rewritten under "1.0.0".
+//   - Node ids are checked for length (32–44 characters) before decoding.
 //   - Every decryption checks the input length before slicing and reports
 //     [ErrDecrypt] (or [ErrCiphertextTooShort]) instead of panicking; public
 //     keys that are not valid, prime-order ed25519 points are rejected with
