@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"crypto/ed25519"
 	"encoding/hex"
 	"log/slog"
 	"testing"
@@ -64,5 +63,3 @@ func newKeyPair(t testing.TB) KeyPair {
 	}
 	return NewKeyPair(s)
 }
-
-func pub(k KeyPair) ed25519.PublicKey { return k.PublicKey() }
