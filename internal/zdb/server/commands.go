@@ -1,0 +1,467 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/zos-go/zos/internal/zdb/engine"
+	"github.com/zos-go/zos/internal/zdb/resp"
+)
+
+type handler func(s *Server, c *client, args [][]byte)
+
+type command struct {
+	name  string
+	fn    handler
+	write bool // forwarded to MIRROR clients
+}
+
+var commands map[string]*command
+
+func init() {
+	commands = map[string]*command{}
+	for _, cmd := range []*command{
+		{name: "PING", fn: cmdPing},
+		{name: "TIME", fn: cmdTime},
+		{name: "AUTH", fn: cmdAuth},
+		{name: "SET", fn: cmdSet, write: true},
+		{name: "SETX", fn: cmdSet, write: true},
+		{name: "GET", fn: cmdGet},
+		{name: "MGET", fn: cmdMGet},
+		{name: "DEL", fn: cmdDel, write: true},
+		{name: "EXISTS", fn: cmdExists},
+		{name: "CHECK", fn: cmdCheck},
+		{name: "SCAN", fn: cmdScan},
+		{name: "SCANX", fn: cmdScan},
+		{name: "RSCAN", fn: cmdRScan},
+		{name: "KSCAN", fn: cmdKScan},
+		{name: "HISTORY", fn: cmdHistory},
+		{name: "KEYCUR", fn: cmdKeyCur},
+		{name: "LENGTH", fn: cmdLength},
+		{name: "KEYTIME", fn: cmdKeyTime},
+		{name: "INFO", fn: cmdInfo},
+		{name: "STOP", fn: cmdStop},
+		{name: "DBSIZE", fn: cmdDBSize},
+		{name: "NSNEW", fn: cmdNSNew},
+		{name: "NSDEL", fn: cmdNSDel},
+		{name: "NSLIST", fn: cmdNSList},
+		{name: "NSSET", fn: cmdNSSet},
+		{name: "NSINFO", fn: cmdNSInfo},
+		{name: "NSJUMP", fn: cmdNSJump},
+		{name: "SELECT", fn: cmdSelect},
+		{name: "RELOAD", fn: cmdReload},
+		{name: "FLUSH", fn: cmdFlush, write: true},
+		{name: "HOOKS", fn: cmdHooks},
+		{name: "INDEX", fn: cmdIndex},
+		{name: "DATA", fn: cmdData},
+		{name: "WAIT", fn: cmdWait},
+		{name: "MIRROR", fn: cmdMirror},
+		{name: "MASTER", fn: cmdMaster},
+	} {
+		commands[cmd.name] = cmd
+	}
+}
+
+// lookup finds a command by name, case-insensitively, without allocating.
+func lookup(name []byte) *command {
+	if len(name) > 16 {
+		return nil
+	}
+	var up [16]byte
+	for i, ch := range name {
+		if ch >= 'a' && ch <= 'z' {
+			ch -= 'a' - 'A'
+		}
+		up[i] = ch
+	}
+	return commands[string(up[:len(name)])]
+}
+
+func (s *Server) dispatch(c *client, args [][]byte) {
+	if c.ns.Closed() {
+		c.out = resp.AppendError(c.out, engine.ErrClosed.Reply())
+		c.quit = true
+		return
+	}
+	cmd := lookup(args[0])
+	if cmd == nil {
+		s.stats.cmdsFailed.Add(1)
+		c.out = resp.AppendError(c.out, "Command not supported")
+		return
+	}
+	s.stats.cmdsValid.Add(1)
+	cmd.fn(s, c, args)
+	if s.waits.active() {
+		s.waits.notify(c.ns, cmd.name, c)
+	}
+	if cmd.write && s.mirrors.active() {
+		s.mirrors.forward(c, args)
+	}
+}
+
+// replyErr sends the 0-db error line for err.
+func (s *Server) replyErr(c *client, err error) {
+	if e, ok := errors.AsType[*engine.Error](err); ok {
+		c.out = resp.AppendError(c.out, e.Reply())
+		if e == engine.ErrClosed {
+			c.quit = true
+		}
+		return
+	}
+	s.log.Error("command failed", "err", err)
+	c.out = resp.AppendError(c.out, "Internal Error")
+}
+
+// validate checks the argument count (and, unless nullOK, that no argument
+// is empty), as 0-db's command_args_validate.
+func validate(c *client, args [][]byte, n int, nullOK bool) bool {
+	if len(args) != n {
+		c.out = resp.AppendError(c.out, "Unexpected arguments")
+		return false
+	}
+	if !nullOK {
+		for _, a := range args {
+			if len(a) == 0 {
+				c.out = resp.AppendError(c.out, "Invalid argument")
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *Server) requireAdmin(c *client) bool {
+	if !c.admin {
+		s.stats.unauthorized.Add(1)
+		c.out = resp.AppendError(c.out, "Permission denied")
+		return false
+	}
+	return true
+}
+
+// keyOK rejects keys longer than 255 bytes with "-Invalid key".
+func keyOK(c *client, key []byte) bool {
+	if len(key) > engine.MaxKeySize {
+		c.out = resp.AppendError(c.out, "Invalid key")
+		return false
+	}
+	return true
+}
+
+// parseTimestamp mimics atoll on a SET/DEL timestamp argument.
+func parseTimestamp(b []byte) uint32 {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	j := i
+	if j < len(b) && (b[j] == '-' || b[j] == '+') {
+		j++
+	}
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	n, _ := strconv.ParseInt(string(b[i:j]), 10, 64)
+	return uint32(n)
+}
+
+func cmdSet(s *Server, c *client, args [][]byte) {
+	var ts uint32
+	if len(args) == 4 {
+		if !s.requireAdmin(c) {
+			return
+		}
+		ts = parseTimestamp(args[3])
+	} else if !validate(c, args, 3, true) {
+		return
+	}
+	if len(args[1]) > engine.MaxKeySize {
+		c.out = resp.AppendError(c.out, "Key too large")
+		return
+	}
+	if !c.writable {
+		c.out = resp.AppendError(c.out, "Namespace is in read-only mode")
+		return
+	}
+	res, err := c.ns.Set(args[1], args[2], ts)
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	if res.Unchanged {
+		c.out = resp.AppendNil(c.out)
+		return
+	}
+	c.out = resp.AppendBulk(c.out, res.Key)
+}
+
+func cmdGet(s *Server, c *client, args [][]byte) {
+	if !validate(c, args, 2, false) || !keyOK(c, args[1]) {
+		return
+	}
+	s.appendValue(c, args[1])
+}
+
+// appendValue appends the bulk value of key (nil when missing).
+func (s *Server) appendValue(c *client, key []byte) {
+	out, ok, err := c.ns.AppendGet(c.out, key, resp.AppendBulkHeader)
+	switch {
+	case err != nil:
+		s.replyErr(c, err)
+	case !ok:
+		c.out = resp.AppendNil(c.out)
+	default:
+		c.out = append(out, '\r', '\n')
+	}
+}
+
+func cmdMGet(s *Server, c *client, args [][]byte) {
+	if len(args) < 2 || len(args) > 1024 {
+		c.out = resp.AppendError(c.out, "Invalid arguments")
+		return
+	}
+	for _, k := range args[1:] {
+		if !keyOK(c, k) {
+			return
+		}
+	}
+	if c.ns.Frozen() {
+		s.replyErr(c, engine.ErrFrozen)
+		return
+	}
+	c.out = resp.AppendArray(c.out, len(args)-1)
+	for _, k := range args[1:] {
+		s.appendValue(c, k)
+	}
+}
+
+func cmdDel(s *Server, c *client, args [][]byte) {
+	var ts uint32
+	if len(args) == 3 {
+		if !s.requireAdmin(c) {
+			return
+		}
+		ts = parseTimestamp(args[2])
+	} else if !validate(c, args, 2, false) {
+		return
+	}
+	if !keyOK(c, args[1]) {
+		return
+	}
+	if !c.writable {
+		c.out = resp.AppendError(c.out, "Namespace is in read-only mode")
+		return
+	}
+	if err := c.ns.Del(args[1], ts); err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.out = resp.AppendSimple(c.out, "OK")
+}
+
+func cmdExists(s *Server, c *client, args [][]byte) {
+	if !validate(c, args, 2, false) || !keyOK(c, args[1]) {
+		return
+	}
+	ok, err := c.ns.Exists(args[1])
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.out = resp.AppendInt(c.out, b2i(ok))
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func cmdCheck(s *Server, c *client, args [][]byte) {
+	if !validate(c, args, 2, false) || !keyOK(c, args[1]) {
+		return
+	}
+	valid, found, err := c.ns.Check(args[1])
+	switch {
+	case err != nil:
+		s.replyErr(c, err)
+	case !found:
+		c.out = resp.AppendNil(c.out)
+	default:
+		c.out = resp.AppendInt(c.out, b2i(valid))
+	}
+}
+
+func cmdLength(s *Server, c *client, args [][]byte) {
+	if !validate(c, args, 2, false) || !keyOK(c, args[1]) {
+		return
+	}
+	n, found, err := c.ns.Length(args[1])
+	switch {
+	case err != nil:
+		s.replyErr(c, err)
+	case !found:
+		c.out = resp.AppendNil(c.out)
+	default:
+		c.out = resp.AppendInt(c.out, int64(n))
+	}
+}
+
+func cmdKeyTime(s *Server, c *client, args [][]byte) {
+	if !validate(c, args, 2, false) || !keyOK(c, args[1]) {
+		return
+	}
+	ts, found, err := c.ns.KeyTime(args[1])
+	switch {
+	case err != nil:
+		s.replyErr(c, err)
+	case !found:
+		c.out = resp.AppendNil(c.out)
+	default:
+		c.out = resp.AppendInt(c.out, int64(ts))
+	}
+}
+
+func cmdKeyCur(s *Server, c *client, args [][]byte) {
+	if !validate(c, args, 2, false) {
+		return
+	}
+	cur, err := c.ns.KeyCursor(args[1])
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.out = resp.AppendBulk(c.out, cur)
+}
+
+func cmdScan(s *Server, c *client, args [][]byte)  { scan(s, c, args, true) }
+func cmdRScan(s *Server, c *client, args [][]byte) { scan(s, c, args, false) }
+
+func scan(s *Server, c *client, args [][]byte, forward bool) {
+	var cursor []byte
+	switch len(args) {
+	case 1:
+	case 2:
+		cursor = args[1]
+		if len(cursor) != engine.CursorSize {
+			s.replyErr(c, engine.ErrInvalidCursor)
+			return
+		}
+	default:
+		c.out = resp.AppendError(c.out, "Invalid arguments")
+		return
+	}
+	res, err := c.ns.Scan(cursor, forward)
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.out = resp.AppendArray(c.out, 2)
+	c.out = resp.AppendBulk(c.out, res.Next)
+	c.out = resp.AppendArray(c.out, len(res.Items))
+	for _, it := range res.Items {
+		c.out = resp.AppendArray(c.out, 3)
+		c.out = resp.AppendBulk(c.out, it.Key)
+		c.out = resp.AppendInt(c.out, int64(it.Length))
+		c.out = resp.AppendInt(c.out, int64(it.Timestamp))
+	}
+}
+
+func cmdKScan(s *Server, c *client, args [][]byte) {
+	if c.ns.Mode() != engine.ModeUser {
+		s.replyErr(c, engine.ErrModeNoSupport)
+		return
+	}
+	if !validate(c, args, 2, false) {
+		return
+	}
+	keys, err := c.ns.KScan(args[1])
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.out = resp.AppendArray(c.out, 2)
+	c.out = resp.AppendBulkString(c.out, "0")
+	c.out = resp.AppendArray(c.out, len(keys))
+	for _, k := range keys {
+		c.out = resp.AppendBulk(c.out, k)
+	}
+}
+
+func cmdHistory(s *Server, c *client, args [][]byte) {
+	if len(args) != 2 && len(args) != 3 {
+		c.out = resp.AppendError(c.out, "Invalid arguments")
+		return
+	}
+	var ref []byte
+	if len(args) == 3 {
+		ref = args[2]
+		if len(ref) != engine.HistoryRefSize {
+			c.out = resp.AppendError(c.out, "Invalid arguments")
+			return
+		}
+	}
+	h, err := c.ns.History(args[1], ref)
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.out = resp.AppendArray(c.out, 3)
+	if h.Prev.IsZero() {
+		c.out = resp.AppendNil(c.out)
+	} else {
+		c.out = resp.AppendBulk(c.out, h.Prev.Marshal())
+	}
+	c.out = resp.AppendBulkString(c.out, strconv.FormatUint(uint64(h.Timestamp), 10))
+	c.out = resp.AppendBulk(c.out, h.Payload)
+}
+
+func cmdDBSize(_ *Server, c *client, _ [][]byte) {
+	c.out = resp.AppendInt(c.out, int64(c.ns.Entries()))
+}
+
+// cmdData implements DATA RAW <fileid> <offset> (admin).
+func cmdData(s *Server, c *client, args [][]byte) {
+	if !s.requireAdmin(c) {
+		return
+	}
+	if len(args) != 4 || !equalFold(args[1], "RAW") {
+		c.out = resp.AppendError(c.out, "Invalid arguments")
+		return
+	}
+	fid, err1 := strconv.ParseUint(string(args[2]), 10, 32)
+	off, err2 := strconv.ParseUint(string(args[3]), 10, 32)
+	if err1 != nil || err2 != nil {
+		c.out = resp.AppendError(c.out, "Invalid arguments")
+		return
+	}
+	e, err := c.ns.DataRaw(uint32(fid), uint32(off))
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.out = resp.AppendArray(c.out, 6)
+	c.out = resp.AppendBulk(c.out, e.Key)
+	c.out = resp.AppendInt(c.out, int64(e.Previous))
+	c.out = resp.AppendInt(c.out, int64(e.CRC))
+	c.out = resp.AppendInt(c.out, int64(e.Flags))
+	c.out = resp.AppendInt(c.out, int64(e.Timestamp))
+	c.out = resp.AppendBulk(c.out, e.Payload)
+}
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if x >= 'a' && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
