@@ -23,6 +23,8 @@ type Config struct {
 	// MirrorPaths are absolute paths of copies of the seed file, normally on
 	// other pools. Missing copies are written; a missing SeedPath is restored
 	// from a valid copy; copies holding another seed are ErrSeedMismatch.
+	// Missing parent directories are created, so cmd/ lists only paths on
+	// mounted pools.
 	MirrorPaths []string
 	// FarmID, when not nil, is the farm id (from cmd/ flags or config) and
 	// wins over the kernel command line.
