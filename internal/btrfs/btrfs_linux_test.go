@@ -160,6 +160,12 @@ func TestSubvolumesAndSimpleQuota(t *testing.T) {
 	if err != nil || groups[id] == nil || groups[id].MaxReferencedBytes != 8<<20 {
 		t.Fatalf("qgroups %v, %v", groups, err)
 	}
+	if g, err := QgroupOf(mnt, id); err != nil || g.MaxReferencedBytes != 8<<20 {
+		t.Fatalf("QgroupOf = %+v, %v", g, err)
+	}
+	if _, err := QgroupOf(mnt, 9999); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("QgroupOf(missing): %v", err)
+	}
 	// the limit is enforced: writing 16 MiB into an 8 MiB volume fails
 	err = writeFile(filepath.Join(mnt, "vol", "big"), 16<<20)
 	if !errors.Is(err, unix.EDQUOT) {
@@ -274,6 +280,27 @@ func TestClassicQgroups(t *testing.T) {
 	}
 	if err := QgroupDestroy(mnt, 1<<48|1); err != nil {
 		t.Fatal(err)
+	}
+	// more subvolumes than one tree-search batch holds
+	for i := range 200 {
+		if err := CreateSubvolume(mnt, "many"+strconv.Itoa(i), 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subs, err := ListSubvolumes(mnt)
+	if err != nil || len(subs) != 201 {
+		t.Fatalf("listed %d subvolumes, %v; want 201", len(subs), err)
+	}
+	// inherited limits reach the quota tree at the next commit
+	if err := Sync(mnt); err != nil {
+		t.Fatal(err)
+	}
+	_, groups, err := Quota(mnt)
+	if err != nil || len(groups) != 202 || groups[subs[200].ID].MaxReferencedBytes != 1<<20 {
+		t.Fatalf("%d qgroups, %v; want 202 with limits", len(groups), err)
+	}
+	if got := cliLimit(t, mnt, subs[200].ID); got != strconv.Itoa(1<<20) {
+		t.Fatalf("CLI sees limit %s", got)
 	}
 	devs, err := Devices(mnt)
 	if err != nil || len(devs) != 1 || devs[0].TotalBytes != 256<<20 {

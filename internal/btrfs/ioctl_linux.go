@@ -232,6 +232,8 @@ func opErr(op, path string, err error) error {
 // referenced-bytes limit in the same transaction (qgroup inherit with
 // limits), so the subvolume never exists without its limit. With simple
 // quotas the kernel ignores inherited limits: use QgroupLimit afterwards.
+// An inherited limit is enforced at once but reaches the quota tree (what
+// Quota and the btrfs CLI read) only at the next commit (Sync).
 func CreateSubvolume(dir, name string, limitBytes uint64) error {
 	path := filepath.Join(dir, name)
 	if limitBytes == 0 {

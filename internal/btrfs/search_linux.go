@@ -10,57 +10,72 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// treeSearch returns every item of tree whose key lies between
-// (minObj, minType, 0) and (maxObj, maxType, max) and whose type is in
-// [minType, maxType].
-func treeSearch(fd int, tree, minObj, maxObj uint64, minType, maxType uint32) ([]item, error) {
+// key is a btrfs key; keys sort by (objectID, typ, offset).
+type key struct {
+	obj uint64
+	typ uint32
+	off uint64
+}
+
+// next returns the key right after k, false if k is the last key.
+func (k key) next() (key, bool) {
+	switch {
+	case k.off < math.MaxUint64:
+		k.off++
+	case k.typ < math.MaxUint8:
+		k.typ, k.off = k.typ+1, 0
+	case k.obj < math.MaxUint64:
+		k.obj, k.typ, k.off = k.obj+1, 0, 0
+	default:
+		return k, false
+	}
+	return k, true
+}
+
+func (k key) after(o key) bool {
+	if k.obj != o.obj {
+		return k.obj > o.obj
+	}
+	if k.typ != o.typ {
+		return k.typ > o.typ
+	}
+	return k.off > o.off
+}
+
+// treeSearch returns every item of tree whose key lies between min and max
+// (in key order) and whose type is in [min.typ, max.typ].
+func treeSearch(fd int, tree uint64, min, max key) ([]item, error) {
 	var args searchArgs
-	args.key = searchKey{treeID: tree, minObjectID: minObj, maxObjectID: maxObj,
-		maxOffset: math.MaxUint64, maxTransid: math.MaxUint64, minType: minType, maxType: maxType}
 	var out []item
-	for {
-		args.key.nrItems = 4096
+	cur := min
+	for !cur.after(max) {
+		args.key = searchKey{treeID: tree, minObjectID: cur.obj, maxObjectID: max.obj,
+			minType: cur.typ, maxType: max.typ, minOffset: cur.off, maxOffset: max.off,
+			maxTransid: math.MaxUint64, nrItems: 4096}
 		if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
 			return nil, err
 		}
 		n := args.key.nrItems
 		if n == 0 {
-			return out, nil
+			break
 		}
 		items, err := parseSearch(args.buf[:], n)
 		if err != nil {
 			return nil, err
 		}
 		for _, it := range items {
-			if it.typ >= minType && it.typ <= maxType {
+			if it.typ >= min.typ && it.typ <= max.typ {
 				it.data = slices.Clone(it.data)
 				out = append(out, it)
 			}
 		}
 		last := items[len(items)-1]
-		// continue right after the last key
-		obj, typ, off := last.objectID, last.typ, last.offset
-		switch {
-		case off < math.MaxUint64:
-			off++
-		case typ < math.MaxUint8:
-			typ, off = typ+1, 0
-		case obj < math.MaxUint64:
-			obj, typ, off = obj+1, 0, 0
-		default:
-			return out, nil
-		}
-		if obj > maxObj {
-			return out, nil
-		}
-		args.key.minObjectID, args.key.minType, args.key.minOffset = obj, typ, off
-		if typ > maxType {
-			if obj == math.MaxUint64 || obj+1 > maxObj {
-				return out, nil
-			}
-			args.key.minObjectID, args.key.minType, args.key.minOffset = obj+1, minType, 0
+		var ok bool
+		if cur, ok = (key{last.objectID, last.typ, last.offset}).next(); !ok {
+			break
 		}
 	}
+	return out, nil
 }
 
 // ListSubvolumes lists every subvolume of the filesystem mounted at mnt
@@ -68,7 +83,7 @@ func treeSearch(fd int, tree, minObj, maxObj uint64, minType, maxType uint32) ([
 func ListSubvolumes(mnt string) ([]Subvolume, error) {
 	var out []Subvolume
 	err := withDir(mnt, func(fd int) error {
-		items, err := treeSearch(fd, rootTreeID, TopLevelID, math.MaxUint64, rootRefKey, rootRefKey)
+		items, err := treeSearch(fd, rootTreeID, key{TopLevelID, rootRefKey, 0}, key{math.MaxUint64, rootRefKey, math.MaxUint64})
 		if err != nil {
 			return err
 		}
@@ -93,7 +108,7 @@ func Quota(mnt string) (QuotaStatus, map[uint64]*Qgroup, error) {
 		groups map[uint64]*Qgroup
 	)
 	err := withDir(mnt, func(fd int) error {
-		items, err := treeSearch(fd, quotaTreeID, 0, 0, qgroupStatusKey, qgroupLimitKey)
+		items, err := treeSearch(fd, quotaTreeID, key{0, qgroupStatusKey, 0}, key{0, qgroupLimitKey, math.MaxUint64})
 		if errors.Is(err, unix.ENOENT) {
 			groups = map[uint64]*Qgroup{}
 			return nil
@@ -105,4 +120,33 @@ func Quota(mnt string) (QuotaStatus, map[uint64]*Qgroup, error) {
 		return err
 	})
 	return st, groups, opErr("qgroup show", mnt, err)
+}
+
+// QgroupOf returns the accounting of one qgroup; ENOENT (os.ErrNotExist)
+// when it does not exist.
+func QgroupOf(mnt string, id uint64) (Qgroup, error) {
+	var g Qgroup
+	err := withDir(mnt, func(fd int) error {
+		info, err := treeSearch(fd, quotaTreeID, key{0, qgroupInfoKey, id}, key{0, qgroupInfoKey, id})
+		if err != nil {
+			return err
+		}
+		if len(info) == 0 {
+			return unix.ENOENT
+		}
+		limit, err := treeSearch(fd, quotaTreeID, key{0, qgroupLimitKey, id}, key{0, qgroupLimitKey, id})
+		if err != nil {
+			return err
+		}
+		_, groups, err := parseQuota(append(info, limit...))
+		if err != nil {
+			return err
+		}
+		if groups[id] == nil {
+			return unix.ENOENT
+		}
+		g = *groups[id]
+		return nil
+	})
+	return g, opErr("qgroup show "+QgroupString(id), mnt, err)
 }
