@@ -154,9 +154,9 @@ func (c Config) Validate() error {
 }
 
 // ValidatePolicy checks a pool policy: NullPolicy (no raid profile) creates
-// no pools; otherwise the profile must be single, raid1 or raid10 (raid0 is
-// refused, as the original did) and Disks, when set, a multiple of the
-// profile's disk count (1, 2, 4). Disks 0 means the profile's disk count.
+// no pools; otherwise the profile must be single, raid0, raid1 or raid10
+// (the original refused raid0) and Disks, when set, a multiple of the
+// profile's disk count (1, 2, 2, 4). Disks 0 means the profile's disk count.
 func ValidatePolicy(p pkg.StoragePolicy) error {
 	if p.Raid == "" {
 		if p.Disks != 0 || p.MaxPools != 0 {
@@ -177,7 +177,7 @@ func ValidatePolicy(p pkg.StoragePolicy) error {
 // profileDisks is the number of disks a profile needs.
 func profileDisks(p pkg.RaidProfile) int {
 	switch p {
-	case pkg.Raid1:
+	case pkg.Raid0, pkg.Raid1:
 		return 2
 	case pkg.Raid10:
 		return 4

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+
+	"github.com/zos-go/zos/pkg"
 	"sync"
 )
 
@@ -24,16 +26,12 @@ type Module struct {
 	brokenPools   map[string]error  // guarded by mu; by label
 	foreign       map[string]string // guarded by mu; device path → what is on it
 	cache         cacheState        // guarded by mu
-	pending       map[string][]uint64
-	// pending (guarded by mu) holds, per pool label, qgroups of removed
-	// subvolumes that the kernel still held; maintenance destroys them.
-	closed bool // guarded by mu
+	closed        bool              // guarded by mu
 }
 
-// pool and cacheState are filled in by the btrfs implementation.
-type (
-	pool       struct{}
-	cacheState struct{}
+var (
+	_ pkg.StorageModule = (*Module)(nil)
+	_ Storage           = (*Module)(nil)
 )
 
 // New checks cfg and returns a module; it touches no disk (call Scan).
@@ -52,7 +50,6 @@ func New(cfg Config, log *slog.Logger) (*Module, error) {
 		brokenDevices: map[string]error{},
 		brokenPools:   map[string]error{},
 		foreign:       map[string]string{},
-		pending:       map[string][]uint64{},
 	}, nil
 }
 
