@@ -1,0 +1,597 @@
+package provision
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zos-go/zos/pkg"
+	"github.com/zos-go/zos/pkg/gridtypes"
+)
+
+// Errors a Provisioner wraps to tell the engine to try again later instead
+// of failing the workload.
+var (
+	// ErrDependency: something the workload needs is not there yet (its
+	// network, a volume, a disk): retried with backoff until it appears or
+	// the workload is deleted.
+	ErrDependency = errors.New("dependency not ready")
+	// ErrTemporary: a transient failure of the node itself (a daemon
+	// restarting): retried with backoff.
+	ErrTemporary = errors.New("temporary failure")
+)
+
+// Errors the engine reports in results.
+var (
+	// ErrWrongNode: the reservation is for another node.
+	ErrWrongNode = errors.New("reservation is for another node")
+	// ErrNoCapacity: the node cannot fit the workload.
+	ErrNoCapacity = errors.New("not enough capacity")
+	// ErrUnsupported: no provisioner for the workload type on this node.
+	ErrUnsupported = errors.New("workload type not supported on this node")
+	// ErrBadReference: an update refers to a reservation that cannot be
+	// replaced by it.
+	ErrBadReference = errors.New("invalid reference")
+)
+
+// Delivery is one reservation handed to the engine by a Source.
+type Delivery struct {
+	Reservation *gridtypes.Reservation
+	// Ack, when set, is called once the engine has durably recorded what
+	// it will do with the reservation; a source redelivers what is not
+	// acknowledged.
+	Ack func()
+}
+
+// Source produces reservations for this node until ctx ends.
+type Source interface {
+	Run(ctx context.Context, out chan<- Delivery) error
+}
+
+// Reporter sends results to the grid. Report is retried by the engine
+// until it succeeds; it must be idempotent.
+type Reporter interface {
+	Report(ctx context.Context, r *gridtypes.Result) error
+}
+
+// Users returns users' public keys, to verify signatures and decrypt
+// secrets.
+type Users interface {
+	PublicKey(ctx context.Context, userID uint64) (ed25519.PublicKey, error)
+}
+
+// Deployment is what a Provisioner works on.
+type Deployment struct {
+	// Name is the working name: everything created for the workload is
+	// named after it. It stays the same across updates.
+	Name string
+	// Reservation is the reservation being deployed or removed.
+	Reservation *gridtypes.Reservation
+	// Workload is the reservation's workload with its secrets decrypted.
+	// Nil for Decommission.
+	Workload gridtypes.Workload
+	// Store gives read access to the node's other workloads (e.g. a
+	// container checks the volumes it mounts).
+	Store Store
+}
+
+// Provisioner deploys and removes one workload type. Both methods are
+// idempotent ensures: called again after a crash, or after a power cut with
+// nothing running, Provision brings the workload back to running and
+// returns the same result data; Decommission of something absent succeeds.
+// A failed Provision must leave nothing behind, or Decommission must clean
+// it (the engine calls it after a permanent failure).
+type Provisioner interface {
+	Provision(ctx context.Context, d *Deployment) (any, error)
+	Decommission(ctx context.Context, d *Deployment) error
+}
+
+// Config configures the engine.
+type Config struct {
+	// NodeID is this node's id; reservations for others are refused.
+	NodeID string
+	// Key signs results.
+	Key ed25519.PrivateKey
+	// Total is the node's capacity; SystemReserve is kept for the node
+	// itself. Admission refuses a workload when live workloads plus it
+	// plus the reserve exceed Total. Zero Total disables admission.
+	Total         gridtypes.Capacity
+	SystemReserve gridtypes.Capacity
+	// Workers bounds concurrent provisioner calls.
+	Workers int
+	// RetryMin and RetryMax bound the backoff of retried operations.
+	RetryMin, RetryMax time.Duration
+	// OpTimeout bounds one provisioner call.
+	OpTimeout time.Duration
+	// CounterInterval is the period of the Counters stream.
+	CounterInterval time.Duration
+	// VerifySignatures makes the node check the owner's signature and the
+	// signature quorum itself (the original trusted the explorer).
+	VerifySignatures bool
+}
+
+// DefaultConfig returns the engine's defaults; NodeID and Key must be set.
+func DefaultConfig() Config {
+	return Config{
+		Workers:          8,
+		RetryMin:         time.Second,
+		RetryMax:         time.Minute,
+		OpTimeout:        10 * time.Minute,
+		CounterInterval:  2 * time.Second,
+		VerifySignatures: true,
+		SystemReserve:    gridtypes.Capacity{MRU: 2 * gridtypes.GiB},
+	}
+}
+
+// Validate reports an unusable configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("provision: node id not set")
+	case len(c.Key) != ed25519.PrivateKeySize:
+		return errors.New("provision: node key not set")
+	case c.Workers <= 0:
+		return errors.New("provision: workers must be positive")
+	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
+		return errors.New("provision: retry bounds invalid")
+	case c.OpTimeout <= 0 || c.CounterInterval <= 0:
+		return errors.New("provision: timeouts must be positive")
+	}
+	return nil
+}
+
+// Engine deploys the reservations its sources deliver, concurrently for
+// independent reservations, keeps their state in a Store, and reports
+// signed results. It implements pkg.Provision.
+type Engine struct {
+	cfg      Config
+	store    Store
+	prov     map[gridtypes.WorkloadType]Provisioner
+	users    Users
+	reporter Reporter
+	secrets  SecretOpener
+	log      *slog.Logger
+	now      func() time.Time
+
+	locks   keyedMutex
+	sem     chan struct{}
+	admitMu sync.Mutex // serialises admission so two workloads never take the same capacity
+
+	mu       sync.Mutex
+	runCtx   context.Context               // guarded by mu; set by Run
+	wg       *sync.WaitGroup               // guarded by mu
+	inflight map[uint64]context.CancelFunc // guarded by mu: running deploy workers
+	reports  map[uint64]bool               // guarded by mu: report loops running
+}
+
+var _ pkg.Provision = (*Engine)(nil)
+
+// SecretOpener decrypts a workload secret (hex ciphertext) for the engine.
+type SecretOpener interface {
+	Open(ctx context.Context, r *gridtypes.Reservation, kind gridtypes.SecretKind, hexCiphertext string) (string, error)
+}
+
+// New returns an engine. It starts nothing; Run does.
+func New(cfg Config, store Store, prov map[gridtypes.WorkloadType]Provisioner, users Users, secrets SecretOpener, reporter Reporter, log *slog.Logger) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || reporter == nil || log == nil || secrets == nil {
+		return nil, errors.New("provision: store, secrets, reporter and logger are required")
+	}
+	if cfg.VerifySignatures && users == nil {
+		return nil, errors.New("provision: verifying signatures needs a user directory")
+	}
+	return &Engine{
+		cfg: cfg, store: store, prov: prov, users: users, secrets: secrets, reporter: reporter, log: log,
+		now:      time.Now,
+		sem:      make(chan struct{}, cfg.Workers),
+		inflight: map[uint64]context.CancelFunc{},
+		reports:  map[uint64]bool{},
+	}, nil
+}
+
+// Run recovers what the store says was in progress, then processes the
+// sources' deliveries until ctx ends. It returns when every worker it
+// started has stopped.
+func (e *Engine) Run(ctx context.Context, sources ...Source) error {
+	var wg sync.WaitGroup
+	e.mu.Lock()
+	if e.runCtx != nil {
+		e.mu.Unlock()
+		return errors.New("provision: engine already running")
+	}
+	e.runCtx, e.wg = ctx, &wg
+	e.mu.Unlock()
+	defer func() {
+		// No new workers from here on; what they would have done (report
+		// a result, say) is redone by the next Run's recovery.
+		e.mu.Lock()
+		e.runCtx, e.wg = nil, nil
+		e.mu.Unlock()
+		wg.Wait()
+	}()
+
+	if err := e.recover(ctx); err != nil {
+		return err
+	}
+	in := make(chan Delivery)
+	errs := make(chan error, len(sources))
+	for _, s := range sources {
+		wg.Go(func() { errs <- s.Run(ctx, in) })
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("provision source: %w", err)
+			}
+		case d := <-in:
+			e.Handle(ctx, d)
+		}
+	}
+}
+
+// Ready reports whether the engine has finished its start-up recovery and
+// is processing deliveries.
+func (e *Engine) Ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runCtx != nil
+}
+
+// recover restarts what was in progress and re-ensures what is deployed:
+// after a power cut nothing runs, and Provision brings it back.
+func (e *Engine) recover(ctx context.Context) error {
+	recs, err := e.store.List()
+	if err != nil {
+		return fmt.Errorf("provision recover: %w", err)
+	}
+	for _, r := range recs {
+		switch r.State {
+		case StateDeploying:
+			e.startDeploy(r.ID(), false)
+		case StateDeployed:
+			e.startDeploy(r.ID(), true)
+		case StateDeleting:
+			e.startDelete(r.ID())
+		}
+		if r.Result != nil && !r.Reported {
+			e.startReport(r.ID())
+		}
+	}
+	e.log.InfoContext(ctx, "provision recovered", "records", len(recs))
+	return nil
+}
+
+// go runs fn as a worker owned by Run; it returns false when the engine is
+// not running.
+func (e *Engine) goWorker(fn func(ctx context.Context)) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runCtx == nil {
+		return false
+	}
+	ctx := e.runCtx
+	e.wg.Go(func() { fn(ctx) })
+	return true
+}
+
+// Handle processes one delivery: it records the intent (acknowledging the
+// delivery once durable) and starts the work in the background.
+func (e *Engine) Handle(ctx context.Context, d Delivery) {
+	ack := func() {
+		if d.Ack != nil {
+			d.Ack()
+		}
+	}
+	r := d.Reservation
+	if r == nil {
+		ack()
+		return
+	}
+	var err error
+	switch r.NextAction {
+	case gridtypes.ActionDelete, gridtypes.ActionDeleted:
+		err = e.requestDelete(ctx, r)
+	case gridtypes.ActionDeploy:
+		err = e.requestDeploy(ctx, r)
+	default:
+		// Not for nodes (create, sign, invalid, ...): nothing to do.
+		e.log.DebugContext(ctx, "reservation ignored", "id", r.ID, "next_action", r.NextAction.String())
+	}
+	if err != nil {
+		// The store failed: no ack, the source redelivers.
+		e.log.ErrorContext(ctx, "reservation not recorded", "id", r.ID, "err", err)
+		return
+	}
+	ack()
+}
+
+func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) error {
+	unlock := e.locks.Lock(r.ID)
+	defer unlock()
+	if old, err := e.store.Get(r.ID); err == nil {
+		// Seen before: a redelivery. Make sure its result is reported.
+		if old.Result != nil && !old.Reported {
+			e.startReport(r.ID)
+		}
+		return nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+
+	rec := &Record{Reservation: r, Name: r.GWID(), State: StateDeploying, Updated: e.now().Unix()}
+	if err := e.validate(ctx, r); err != nil {
+		return e.failLocked(ctx, rec, err)
+	}
+	if r.Reference != "" {
+		name, err := e.takeOver(ctx, r)
+		if err != nil {
+			return e.failLocked(ctx, rec, err)
+		}
+		rec.Name = name
+	}
+	e.admitMu.Lock()
+	err := e.admitLocked(r)
+	if err == nil {
+		err = e.store.Put(rec) // intent, before acting
+	}
+	e.admitMu.Unlock()
+	if errors.Is(err, ErrNoCapacity) {
+		return e.failLocked(ctx, rec, err)
+	}
+	if err != nil {
+		return err
+	}
+	e.log.InfoContext(ctx, "reservation accepted", "id", r.ID, "type", string(r.Type), "name", rec.Name)
+	e.startDeploy(r.ID, false)
+	return nil
+}
+
+// takeOver handles an update: the referenced reservation of the same owner
+// and type is superseded, and its working name is reused.
+func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string, error) {
+	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("reference %q: %w", r.Reference, ErrBadReference)
+	}
+	unlock := e.locks.Lock(refID)
+	defer unlock()
+	old, err := e.store.Get(refID)
+	if err != nil {
+		return "", fmt.Errorf("reference %d: %w", refID, ErrBadReference)
+	}
+	switch {
+	case old.Reservation.UserID != r.UserID:
+		return "", fmt.Errorf("reference %d belongs to another user: %w", refID, ErrBadReference)
+	case old.Reservation.Type != r.Type:
+		return "", fmt.Errorf("reference %d is a %s: %w", refID, old.Reservation.Type, ErrBadReference)
+	case old.State != StateDeployed && old.State != StateDeploying:
+		return "", fmt.Errorf("reference %d is %s: %w", refID, old.State, ErrBadReference)
+	}
+	e.cancelInflight(refID)
+	old.State = StateDeleted
+	old.ReplacedBy = r.ID
+	old.Updated = e.now().Unix()
+	if err := e.store.Put(old); err != nil {
+		return "", err
+	}
+	e.log.InfoContext(ctx, "reservation replaced", "id", refID, "by", r.ID, "name", old.Name)
+	return old.Name, nil
+}
+
+// validate checks what a node must check before acting; its errors name the
+// offending field and become the failed result's message.
+func (e *Engine) validate(ctx context.Context, r *gridtypes.Reservation) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if r.NodeID != e.cfg.NodeID {
+		return fmt.Errorf("node_id %q: %w", r.NodeID, ErrWrongNode)
+	}
+	if _, ok := e.prov[r.Type]; !ok {
+		return fmt.Errorf("type %q: %w", r.Type, ErrUnsupported)
+	}
+	if e.cfg.VerifySignatures {
+		if err := e.verify(ctx, r, gridtypes.SignProvision); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verify checks the owner's signature and, for the action, the quorum of
+// collected signatures.
+func (e *Engine) verify(ctx context.Context, r *gridtypes.Reservation, action gridtypes.SignAction) error {
+	pk, err := e.users.PublicKey(ctx, r.UserID)
+	if err != nil {
+		return fmt.Errorf("user %d: %w: %w", r.UserID, ErrTemporary, err)
+	}
+	if err := r.Verify(pk); err != nil {
+		return fmt.Errorf("customer_signature: %w", err)
+	}
+	req, sigs := r.SigningRequestProvision, r.SignaturesProvision
+	if action == gridtypes.SignDelete {
+		req, sigs = r.SigningRequestDelete, r.SignaturesDelete
+		if len(req.Signers) == 0 { // the owner alone deletes
+			req = gridtypes.SigningRequest{Signers: []uint64{r.UserID}, QuorumMin: 1}
+		}
+	}
+	if len(req.Signers) == 0 {
+		return nil
+	}
+	var valid []gridtypes.Signature
+	for _, s := range sigs {
+		if !req.Lists(s.UserID) {
+			continue
+		}
+		spk, err := e.users.PublicKey(ctx, s.UserID)
+		if err != nil {
+			return fmt.Errorf("signer %d: %w: %w", s.UserID, ErrTemporary, err)
+		}
+		if r.VerifyAction(action, s, spk) == nil {
+			valid = append(valid, s)
+		}
+	}
+	if !req.Met(valid) {
+		return fmt.Errorf("signatures_%s: quorum of %d not met: %w", action, req.QuorumMin, gridtypes.ErrUnsigned)
+	}
+	return nil
+}
+
+// admitLocked refuses r when it does not fit next to the live workloads.
+// Called with admitMu held.
+func (e *Engine) admitLocked(r *gridtypes.Reservation) error {
+	if e.cfg.Total.IsZero() {
+		return nil
+	}
+	need, err := r.Resources()
+	if err != nil {
+		return err
+	}
+	used, err := e.Used()
+	if err != nil {
+		return err
+	}
+	free := e.cfg.Total.Sub(e.cfg.SystemReserve).Sub(used)
+	if !free.Fits(need) {
+		return fmt.Errorf("needs %v, free %v: %w", need, free, ErrNoCapacity)
+	}
+	return nil
+}
+
+// Used is the capacity held by live workloads, recomputed from the store.
+func (e *Engine) Used() (gridtypes.Capacity, error) {
+	recs, err := e.store.List()
+	if err != nil {
+		return gridtypes.Capacity{}, err
+	}
+	var used gridtypes.Capacity
+	for _, rec := range recs {
+		if !rec.State.Live() {
+			continue
+		}
+		c, err := rec.Reservation.Resources()
+		if err != nil {
+			continue // validated on arrival; a record that no longer decodes holds nothing
+		}
+		used = used.Add(c)
+	}
+	return used, nil
+}
+
+// failLocked records r as failed with err as the result message and reports
+// it. Called with r's lock held.
+func (e *Engine) failLocked(ctx context.Context, rec *Record, cause error) error {
+	rec.State = StateFailed
+	rec.LastError = cause.Error()
+	if err := e.setResult(rec, gridtypes.StateError, cause.Error(), nil); err != nil {
+		return err
+	}
+	if err := e.store.Put(rec); err != nil {
+		return err
+	}
+	e.log.WarnContext(ctx, "reservation failed", "id", rec.ID(), "type", string(rec.Reservation.Type), "err", cause)
+	e.startReport(rec.ID())
+	return nil
+}
+
+func (e *Engine) setResult(rec *Record, state gridtypes.ResultState, msg string, data any) error {
+	res, err := gridtypes.NewResult(rec.Reservation, state, msg, data, e.now())
+	if err != nil {
+		return err
+	}
+	res.Sign(e.cfg.Key)
+	rec.Result = res
+	rec.Reported = false
+	rec.Updated = e.now().Unix()
+	return nil
+}
+
+func (e *Engine) requestDelete(ctx context.Context, r *gridtypes.Reservation) error {
+	e.cancelInflight(r.ID)
+	unlock := e.locks.Lock(r.ID)
+	defer unlock()
+	rec, err := e.store.Get(r.ID)
+	if errors.Is(err, ErrNotFound) {
+		// Never deployed here: leave a tombstone so a late deploy is
+		// ignored, and confirm the deletion.
+		rec = &Record{Reservation: r, Name: r.GWID(), State: StateDeleted}
+		if err := e.setResult(rec, gridtypes.StateDeleted, "", nil); err != nil {
+			return err
+		}
+		if err := e.store.Put(rec); err != nil {
+			return err
+		}
+		e.startReport(r.ID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !rec.State.Live() || rec.State == StateDeleting {
+		if rec.Result != nil && !rec.Reported {
+			e.startReport(r.ID)
+		}
+		return nil
+	}
+	if e.cfg.VerifySignatures {
+		del := *rec.Reservation
+		del.SignaturesDelete = r.SignaturesDelete
+		if err := e.verify(ctx, &del, gridtypes.SignDelete); err != nil {
+			if errors.Is(err, ErrTemporary) {
+				return err // not acknowledged: redelivered later
+			}
+			e.log.WarnContext(ctx, "delete refused", "id", r.ID, "err", err)
+			return nil
+		}
+	}
+	rec.State = StateDeleting
+	rec.Updated = e.now().Unix()
+	if err := e.store.Put(rec); err != nil {
+		return err
+	}
+	e.log.InfoContext(ctx, "reservation deleting", "id", r.ID, "name", rec.Name)
+	e.startDelete(r.ID)
+	return nil
+}
+
+// DecommissionCached implements pkg.Provision: it removes the workload whose
+// working name or GWID is id, with reason as its (error) result. zos never
+// calls it on its own for crashing workloads; it is there for operators.
+func (e *Engine) DecommissionCached(id string, reason string) error {
+	recs, err := e.store.List()
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if (rec.Name != id && rec.Reservation.GWID() != id) || !rec.State.Live() || rec.ReplacedBy != 0 {
+			continue
+		}
+		unlock := e.locks.Lock(rec.ID())
+		cur, err := e.store.Get(rec.ID())
+		if err == nil && cur.State.Live() && cur.State != StateDeleting {
+			e.cancelInflight(rec.ID())
+			cur.State = StateDeleting
+			cur.LastError = reason
+			cur.Updated = e.now().Unix()
+			err = e.store.Put(cur)
+		}
+		unlock()
+		if err != nil {
+			return err
+		}
+		e.startDelete(rec.ID())
+		return nil
+	}
+	return fmt.Errorf("workload %q: %w", id, ErrNotFound)
+}

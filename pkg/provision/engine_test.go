@@ -1,0 +1,579 @@
+package provision
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/zos-go/zos/pkg/gridtypes"
+	"github.com/zos-go/zos/pkg/identity"
+)
+
+// fakeProv records calls; script decides each Provision outcome.
+type fakeProv struct {
+	mu        sync.Mutex
+	live      map[string]bool // what "runs" on the node, by working name
+	calls     map[string]int
+	decom     map[string]int
+	script    func(d *Deployment, call int) error
+	delay     time.Duration
+	maxActive int
+	active    int
+}
+
+func newFakeProv() *fakeProv {
+	return &fakeProv{live: map[string]bool{}, calls: map[string]int{}, decom: map[string]int{}}
+}
+
+func (f *fakeProv) Provision(ctx context.Context, d *Deployment) (any, error) {
+	f.mu.Lock()
+	f.calls[d.Name]++
+	call := f.calls[d.Name]
+	f.active++
+	f.maxActive = max(f.maxActive, f.active)
+	script := f.script
+	f.mu.Unlock()
+	defer func() { f.mu.Lock(); f.active--; f.mu.Unlock() }()
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if script != nil {
+		if err := script(d, call); err != nil {
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	f.live[d.Name] = true
+	f.mu.Unlock()
+	return gridtypes.VolumeResult{VolumeID: d.Name}, nil
+}
+
+func (f *fakeProv) Decommission(_ context.Context, d *Deployment) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.decom[d.Name]++
+	delete(f.live, d.Name)
+	return nil
+}
+
+func (f *fakeProv) isLive(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.live[name]
+}
+
+type fakeReporter struct {
+	mu      sync.Mutex
+	results map[uint64][]*gridtypes.Result
+	fail    int // fail this many calls first
+}
+
+func (r *fakeReporter) Report(_ context.Context, res *gridtypes.Result) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
+		return errors.New("explorer unreachable")
+	}
+	if r.results == nil {
+		r.results = map[uint64][]*gridtypes.Result{}
+	}
+	r.results[res.ReservationID] = append(r.results[res.ReservationID], res)
+	return nil
+}
+
+func (r *fakeReporter) last(id uint64) *gridtypes.Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs := r.results[id]
+	if len(rs) == 0 {
+		return nil
+	}
+	return rs[len(rs)-1]
+}
+
+type users map[uint64]ed25519.PublicKey
+
+func (u users) PublicKey(_ context.Context, id uint64) (ed25519.PublicKey, error) {
+	if pk, ok := u[id]; ok {
+		return pk, nil
+	}
+	return nil, fmt.Errorf("user %d unknown", id)
+}
+
+type harness struct {
+	t        *testing.T
+	node     identity.KeyPair
+	user     ed25519.PrivateKey
+	store    Store
+	prov     *fakeProv
+	reporter *fakeReporter
+	engine   *Engine
+	in       chan Delivery
+	cancel   context.CancelFunc
+	done     chan error
+	nextID   uint64
+}
+
+type chanSource chan Delivery
+
+func (c chanSource) Run(ctx context.Context, out chan<- Delivery) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case d := <-c:
+			select {
+			case out <- d:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+func newHarness(t *testing.T, store Store, mutate func(*Config)) *harness {
+	t.Helper()
+	seed, err := identity.GenerateSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := identity.NewKeyPair(seed)
+	_, user, _ := ed25519.GenerateKey(nil)
+	h := &harness{t: t, node: node, user: user, store: store, prov: newFakeProv(), reporter: &fakeReporter{}, nextID: 100}
+	cfg := DefaultConfig()
+	cfg.NodeID = node.ID()
+	cfg.Key = ed25519.PrivateKey(node.PrivateKey())
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	idm, err := identity.New(identity.DefaultConfig(), node, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := users{7: user.Public().(ed25519.PublicKey)}
+	prov := map[gridtypes.WorkloadType]Provisioner{gridtypes.TypeVolume: h.prov, gridtypes.TypeDebug: h.prov}
+	h.engine, err = New(cfg, store, prov, us, NodeSecrets{Identity: idm, Users: us}, h.reporter, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.in = make(chan Delivery)
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.engine.Run(ctx, chanSource(h.in)) }()
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.t.Fatalf("engine run: %v", err)
+	}
+}
+
+func (h *harness) volume(size uint64) *gridtypes.Reservation {
+	h.t.Helper()
+	r, err := gridtypes.NewReservation(h.node.ID(), 7, &gridtypes.Volume{Size: size, Type: gridtypes.DiskSSD}, time.Now(), time.Minute)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.nextID++
+	r.ID = h.nextID
+	r.NextAction = gridtypes.ActionDeploy
+	if err := r.Sign(h.user); err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+func (h *harness) deliver(r *gridtypes.Reservation) {
+	acked := make(chan struct{})
+	h.in <- Delivery{Reservation: r, Ack: func() { close(acked) }}
+	<-acked
+}
+
+func (h *harness) deleteOf(r *gridtypes.Reservation) *gridtypes.Reservation {
+	h.t.Helper()
+	d := *r
+	d.NextAction = gridtypes.ActionDelete
+	s, err := d.SignAction(gridtypes.SignDelete, 7, h.user, time.Now())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d.SignaturesDelete = []Signature{s}
+	return &d
+}
+
+// Signature is re-exported for brevity in tests.
+type Signature = gridtypes.Signature
+
+func (h *harness) record(id uint64) *Record {
+	h.t.Helper()
+	r, err := h.store.Get(id)
+	if err != nil {
+		h.t.Fatalf("record %d: %v", id, err)
+	}
+	return r
+}
+
+func TestDeployReportsSignedOK(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		r := h.volume(1)
+		h.deliver(r)
+		synctest.Wait()
+		res := h.reporter.last(r.ID)
+		if res == nil || res.State != gridtypes.StateOK {
+			t.Fatalf("result %+v, want ok", res)
+		}
+		if err := res.Verify(); err != nil {
+			t.Fatalf("result signature: %v", err)
+		}
+		if !strings.Contains(string(res.Data), r.GWID()) {
+			t.Errorf("result data %s lacks volume id %s", res.Data, r.GWID())
+		}
+		if rec := h.record(r.ID); rec.State != StateDeployed || !rec.Reported {
+			t.Errorf("record %s reported=%v", rec.State, rec.Reported)
+		}
+		// Redelivery is idempotent.
+		h.deliver(r)
+		synctest.Wait()
+		if n := h.prov.calls[r.GWID()]; n != 1 {
+			t.Errorf("provisioned %d times, want 1", n)
+		}
+	})
+}
+
+func TestInvalidReservationsFailNamingTheField(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+
+		wrongNode := h.volume(1)
+		wrongNode.NodeID = "3vUBs8R1Ybgyb1uTc3Zp3G6H7XxVgG2FSsWgqmqAHztk"
+		_ = wrongNode.Sign(h.user)
+
+		badSig := h.volume(1)
+		badSig.CustomerSignature = strings.Repeat("ab", 64)
+
+		zero := h.volume(0)
+
+		for _, tc := range []struct {
+			r    *gridtypes.Reservation
+			want string
+		}{
+			{wrongNode, "node_id"},
+			{badSig, "customer_signature"},
+			{zero, "size"},
+		} {
+			h.deliver(tc.r)
+			synctest.Wait()
+			res := h.reporter.last(tc.r.ID)
+			if res == nil || res.State != gridtypes.StateError || !strings.Contains(res.Message, tc.want) {
+				t.Errorf("reservation %d: result %+v, want error naming %q", tc.r.ID, res, tc.want)
+			}
+			if h.prov.calls[tc.r.GWID()] != 0 {
+				t.Errorf("reservation %d provisioned despite being invalid", tc.r.ID)
+			}
+		}
+	})
+}
+
+func TestDependencyIsRetriedNotFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.prov.script = func(d *Deployment, call int) error {
+			if call < 4 {
+				return fmt.Errorf("network n1: %w", ErrDependency)
+			}
+			return nil
+		}
+		h.start()
+		defer h.stop()
+		r := h.volume(1)
+		h.deliver(r)
+		synctest.Wait()
+		if rec := h.record(r.ID); rec.State != StateDeploying || rec.Retries != 1 || !strings.Contains(rec.LastError, "network n1") {
+			t.Fatalf("while waiting: %+v", rec)
+		}
+		time.Sleep(1*time.Second + 2*time.Second + 4*time.Second) // backoff 1s, 2s, 4s
+		synctest.Wait()
+		if rec := h.record(r.ID); rec.State != StateDeployed || rec.LastError != "" {
+			t.Fatalf("after the dependency appeared: %s %q", rec.State, rec.LastError)
+		}
+	})
+}
+
+func TestPermanentFailureCleansUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.prov.script = func(*Deployment, int) error { return errors.New("flist not found on hub") }
+		h.start()
+		defer h.stop()
+		r := h.volume(1)
+		h.deliver(r)
+		synctest.Wait()
+		if res := h.reporter.last(r.ID); res == nil || res.State != gridtypes.StateError || res.Message != "flist not found on hub" {
+			t.Fatalf("result %+v", res)
+		}
+		if h.prov.decom[r.GWID()] != 1 {
+			t.Errorf("no cleanup after a permanent failure")
+		}
+	})
+}
+
+func TestDeleteRemovesAndTombstones(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		r := h.volume(1)
+		h.deliver(r)
+		synctest.Wait()
+		h.deliver(h.deleteOf(r))
+		synctest.Wait()
+		if h.prov.isLive(r.GWID()) {
+			t.Fatal("still running after delete")
+		}
+		if res := h.reporter.last(r.ID); res == nil || res.State != gridtypes.StateDeleted {
+			t.Fatalf("result %+v, want deleted", res)
+		}
+		h.deliver(r) // a late redelivery of the deploy
+		synctest.Wait()
+		if h.prov.isLive(r.GWID()) || h.prov.calls[r.GWID()] != 1 {
+			t.Fatal("a deleted reservation was deployed again")
+		}
+	})
+}
+
+func TestDeleteWithoutOwnerSignatureIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		r := h.volume(1)
+		h.deliver(r)
+		synctest.Wait()
+		del := *r
+		del.NextAction = gridtypes.ActionDelete
+		h.deliver(&del)
+		synctest.Wait()
+		if !h.prov.isLive(r.GWID()) || h.record(r.ID).State != StateDeployed {
+			t.Fatal("unsigned delete removed the workload")
+		}
+	})
+}
+
+func TestDeleteWhileWaitingForDependency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.prov.script = func(*Deployment, int) error { return ErrDependency }
+		h.start()
+		defer h.stop()
+		r := h.volume(1)
+		h.deliver(r)
+		synctest.Wait()
+		h.deliver(h.deleteOf(r))
+		synctest.Wait()
+		if rec := h.record(r.ID); rec.State != StateDeleted {
+			t.Fatalf("state %s, want deleted", rec.State)
+		}
+	})
+}
+
+func TestIndependentReservationsRunConcurrently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), func(c *Config) { c.Workers = 8 })
+		h.prov.delay = 100 * time.Millisecond
+		h.start()
+		defer h.stop()
+		start := time.Now()
+		var rs []*gridtypes.Reservation
+		for range 16 {
+			r := h.volume(1)
+			rs = append(rs, r)
+			h.deliver(r)
+		}
+		time.Sleep(150*time.Millisecond - time.Since(start))
+		synctest.Wait()
+		deployed := 0
+		for _, r := range rs {
+			if h.record(r.ID).State == StateDeployed {
+				deployed++
+			}
+		}
+		if deployed != 8 {
+			t.Errorf("after 150ms %d deployed, want the first 8", deployed)
+		}
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+		if h.prov.maxActive != 8 {
+			t.Errorf("max concurrent provisions %d, want 8", h.prov.maxActive)
+		}
+		for _, r := range rs {
+			if h.record(r.ID).State != StateDeployed {
+				t.Fatalf("%d not deployed", r.ID)
+			}
+		}
+	})
+}
+
+func TestRecoveryAfterRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := NewMemStore()
+		h := newHarness(t, store, nil)
+		deployed, deploying, deleting := h.volume(1), h.volume(1), h.volume(1)
+		h.start()
+		h.deliver(deployed)
+		h.deliver(deleting)
+		synctest.Wait()
+		h.stop()
+		// Simulate a crash after the intents were written.
+		if err := store.Put(&Record{Reservation: deploying, Name: deploying.GWID(), State: StateDeploying}); err != nil {
+			t.Fatal(err)
+		}
+		rec := h.record(deleting.ID)
+		rec.State = StateDeleting
+		_ = store.Put(rec)
+		h.prov.live = map[string]bool{} // power cut: nothing runs
+
+		h.start()
+		defer h.stop()
+		synctest.Wait()
+		if !h.prov.isLive(deployed.GWID()) || !h.prov.isLive(deploying.GWID()) {
+			t.Fatalf("not brought back: %v", h.prov.live)
+		}
+		if h.record(deleting.ID).State != StateDeleted || h.prov.isLive(deleting.GWID()) {
+			t.Fatal("interrupted delete not finished")
+		}
+		if got := h.reporter.results[deployed.ID]; len(got) != 1 {
+			t.Errorf("deployed result reported %d times, want once (restoring is silent)", len(got))
+		}
+	})
+}
+
+func TestAdmissionAndUsedCapacity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), func(c *Config) {
+			c.Total = gridtypes.Capacity{CRU: 4, MRU: 8 * gridtypes.GiB, SRU: 10 * gridtypes.GiB}
+			c.SystemReserve = gridtypes.Capacity{MRU: 2 * gridtypes.GiB, SRU: 1 * gridtypes.GiB}
+		})
+		h.start()
+		defer h.stop()
+		a, b, c := h.volume(5), h.volume(4), h.volume(1)
+		for _, r := range []*gridtypes.Reservation{a, b, c} {
+			h.deliver(r)
+		}
+		synctest.Wait()
+		if h.record(a.ID).State != StateDeployed || h.record(b.ID).State != StateDeployed {
+			t.Fatal("volumes within capacity not deployed")
+		}
+		if res := h.reporter.last(c.ID); res == nil || !strings.Contains(res.Message, "not enough capacity") {
+			t.Fatalf("over-capacity result %+v", res)
+		}
+		used, err := h.engine.Used()
+		if err != nil || used.SRU != 9*gridtypes.GiB {
+			t.Fatalf("used %v %v, want 9GiB SRU", used, err)
+		}
+		h.deliver(h.deleteOf(a))
+		synctest.Wait()
+		if used, _ := h.engine.Used(); used.SRU != 4*gridtypes.GiB {
+			t.Fatalf("used after delete %v, want 4GiB SRU", used)
+		}
+	})
+}
+
+func TestUpdateKeepsTheWorkingName(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		old := h.volume(1)
+		h.deliver(old)
+		synctest.Wait()
+		upd := h.volume(2)
+		upd.Reference = old.GWID()
+		_ = upd.Sign(h.user)
+		h.deliver(upd)
+		synctest.Wait()
+		rec := h.record(upd.ID)
+		if rec.State != StateDeployed || rec.Name != old.GWID() {
+			t.Fatalf("update record %s name %s, want deployed as %s", rec.State, rec.Name, old.GWID())
+		}
+		if o := h.record(old.ID); o.ReplacedBy != upd.ID || o.State.Live() {
+			t.Fatalf("old record %+v not superseded", o)
+		}
+		if h.prov.calls[old.GWID()] != 2 || h.prov.decom[old.GWID()] != 0 {
+			t.Fatalf("update calls %d decommissions %d", h.prov.calls[old.GWID()], h.prov.decom[old.GWID()])
+		}
+	})
+}
+
+func TestReportRetriedUntilAccepted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.reporter.fail = 3
+		h.start()
+		defer h.stop()
+		r := h.volume(1)
+		h.deliver(r)
+		synctest.Wait()
+		if h.record(r.ID).Reported {
+			t.Fatal("reported while the explorer is down")
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if !h.record(r.ID).Reported || h.reporter.last(r.ID) == nil {
+			t.Fatal("result never delivered")
+		}
+	})
+}
+
+func TestCountersAndDecommissionCached(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		r1, r2 := h.volume(1), h.volume(1)
+		h.deliver(r1)
+		h.deliver(r2)
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch := h.engine.Counters(ctx)
+		if c := <-ch; c.Volume != 2 {
+			t.Fatalf("counters %+v, want 2 volumes", c)
+		}
+		if err := h.engine.DecommissionCached(r1.GWID(), "disk broken"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if c := <-ch; c.Volume != 1 {
+			t.Fatalf("counters %+v, want 1 volume", c)
+		}
+		if res := h.reporter.last(r1.ID); res.State != gridtypes.StateDeleted || res.Message != "disk broken" {
+			t.Fatalf("result %+v", res)
+		}
+		if err := h.engine.DecommissionCached("999-1", "x"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown id: %v", err)
+		}
+	})
+}
