@@ -107,6 +107,6 @@ func poolOf(fs pkg.Filesystem) string {
 	return fs.Path[:strings.LastIndex(fs.Path, "/")]
 }
 
-func testLog(t *testing.T) *slog.Logger {
+func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

@@ -492,3 +492,21 @@ func TestSnapshotIsReadOnly(t *testing.T) {
 		t.Fatal("restore left a temporary subvolume")
 	}
 }
+
+func TestDeviceTypeOverrideAndSeekProbe(t *testing.T) {
+	testutil.RequireRoot(t, rootTools...)
+	testutil.CheckLeaks(t)
+	overridden := testutil.LoopDisk(t, 256*mib, false)
+	probed := testutil.LoopDisk(t, 256*mib, true)
+	cfg := testConfig(t, testutil.TempDir(t), overridden, probed)
+	cfg.TypeProbe = storage.ProbeSeekTime
+	cfg.DeviceTypes = map[string]pkg.DeviceType{overridden: pkg.HDDDevice}
+	m := openModule(t, cfg)
+	// a loop disk over a cached sparse file answers random reads fast: the
+	// seek-time probe calls it an SSD whatever its rotational flag says
+	for typ, want := range map[pkg.DeviceType]uint64{pkg.HDDDevice: 256 * mib, pkg.SSDDevice: 256 * mib} {
+		if got, _ := m.Total(typ); got != want {
+			t.Errorf("Total(%s) = %d, want %d", typ, got, want)
+		}
+	}
+}
