@@ -77,8 +77,6 @@ type Config struct {
 	CacheTmpfsBytes uint64
 	// Quota selects the quota flavour of new pools.
 	Quota QuotaMode
-	// OpTimeout bounds each seed method call (they have no ctx).
-	OpTimeout time.Duration
 }
 
 // DefaultConfig returns the configuration of a real node: root
@@ -94,7 +92,6 @@ func DefaultConfig() Config {
 		CacheSizeBytes:  100 << 30,
 		CacheTmpfsBytes: 500 << 20,
 		Quota:           QuotaAuto,
-		OpTimeout:       2 * time.Minute,
 	}
 }
 
@@ -136,8 +133,8 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.LabelPrefix, "/\x00 ") || len(c.LabelPrefix) > 64 {
 		return bad("label prefix %q: at most 64 characters, no slash, space or NUL", c.LabelPrefix)
 	}
-	if c.ScanInterval <= 0 || c.MonitorInterval <= 0 || c.OpTimeout <= 0 {
-		return bad("scan interval, monitor interval and op timeout must be positive")
+	if c.ScanInterval <= 0 || c.MonitorInterval <= 0 {
+		return bad("scan and monitor intervals must be positive")
 	}
 	if c.CacheSizeBytes == 0 || c.CacheSizeBytes > MaxSizeBytes {
 		return bad("cache size %d out of range", c.CacheSizeBytes)

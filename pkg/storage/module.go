@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -51,9 +50,4 @@ func New(cfg Config, log *slog.Logger) (*Module, error) {
 		brokenPools:   map[string]error{},
 		foreign:       map[string]string{},
 	}, nil
-}
-
-// opCtx bounds a seed method, which has no ctx of its own.
-func (m *Module) opCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), m.cfg.OpTimeout)
 }
