@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -49,20 +48,16 @@ func (m *Manager) load(ctx context.Context) {
 		}
 	}
 
-	keepTokens := map[string]bool{}
-	var pumps []func()
 	m.mu.Lock()
+	var adopted []*service
 	for _, n := range names {
 		cfg, ok := cfgs[n]
 		if !ok {
 			continue
 		}
 		s := m.addLocked(n, cfg)
-		if f := m.adoptLocked(s); f != nil {
-			pumps = append(pumps, f)
-		}
-		if s.rs.Token != "" {
-			keepTokens[s.rs.Token] = true
+		if m.adoptLocked(s) && cfg.Log != LogNone {
+			adopted = append(adopted, s)
 		}
 	}
 	// State of services without a (valid) file: their processes have no
@@ -80,39 +75,39 @@ func (m *Manager) load(ctx context.Context) {
 		}
 		_ = removeState(m.cfg.StateDir, n)
 	}
-	m.removeStaleFiles(keepTokens)
+	m.removeStaleFilesLocked()
+	m.mu.Unlock()
+	// Read what adopted services wrote while no zinit was there, and on.
+	for _, s := range adopted {
+		if err := m.ensureOutput(s); err != nil {
+			m.log.Warn("output of adopted service lost", "service", s.name, "err", err)
+		}
+	}
+	m.mu.Lock()
 	for _, n := range names {
 		if s, ok := m.services[n]; ok {
 			m.startRunnerLocked(s)
 		}
 	}
 	m.mu.Unlock()
-	for _, f := range pumps {
-		f()
-	}
 }
 
-// adoptLocked takes over the process recorded for s, if it still runs. It
-// returns the function that starts reading the process's output, to be
-// called without mu.
-func (m *Manager) adoptLocked(s *service) func() {
+// adoptLocked takes over the process recorded for s, if it still runs, and
+// reports whether it did.
+func (m *Manager) adoptLocked(s *service) bool {
 	rs, err := readState(m.cfg.StateDir, s.name)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			m.log.Warn("state file ignored", "service", s.name, "err", err)
-		}
-		return nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.log.Warn("state file ignored", "service", s.name, "err", err)
 	}
 	if rs.Down {
 		s.target = Down
 	}
 	s.rs = runState{Down: rs.Down}
 	pid, start := rs.Pid, rs.Start
-	if pid == 0 && rs.Token != "" {
-		// zinit died between spawn and saving the pid: find the process by
-		// its output FIFO.
-		pid = findByStdout(fifoPath(m.cfg.StateDir, s.name, rs.Token, "out"))
-		if pid > 0 {
+	if pid == 0 && s.cfg.Log != LogNone {
+		// zinit may have died between a spawn and saving the pid: look for
+		// a session leader writing to the service's FIFO.
+		if pid = findByStdout(fifoPath(m.cfg.StateDir, s.name, "out")); pid > 0 {
 			if st, err := readStat(pid); err == nil {
 				start = st.start
 			}
@@ -120,51 +115,22 @@ func (m *Manager) adoptLocked(s *service) func() {
 		rs.Running = false
 	}
 	if pid == 0 {
-		return nil
+		return false
 	}
 	p, err := adopt(pid, start)
 	if err != nil {
 		m.log.Info("recorded process gone", "service", s.name, "pid", pid)
-		return nil
+		return false
 	}
 	s.proc = p
-	s.rs = runState{Token: rs.Token, Pid: pid, Start: start, Running: rs.Running && len(s.cfg.Test) > 0 || len(s.cfg.Test) == 0, Down: rs.Down}
+	s.rs = runState{Pid: pid, Start: start, Running: rs.Running, Down: rs.Down}
 	s.state = State{Kind: Spawned}
-	if s.rs.Running {
+	if s.rs.Running || len(s.cfg.Test) == 0 {
 		s.state = State{Kind: Running}
 	}
-	m.persistLocked(s)
+	if err := writeState(m.cfg.StateDir, s.name, s.rs); err != nil {
+		m.log.Error("state not saved", "service", s.name, "err", err)
+	}
 	m.log.Info("service adopted", "service", s.name, "pid", pid)
-	if rs.Token != "" {
-		var readers [2]*os.File
-		for i, stream := range []string{"out", "err"} {
-			if r, err := openFIFOReader(fifoPath(m.cfg.StateDir, s.name, rs.Token, stream)); err == nil {
-				readers[i] = r
-			}
-		}
-		name, toStdout := s.name, s.cfg.Log == LogStdout
-		return func() { m.startPumps(name, rs.Token, toStdout, readers) }
-	}
-	return nil
-}
-
-// removeStaleFiles removes FIFOs and temp files of the state directory that
-// belong to no live process.
-func (m *Manager) removeStaleFiles(keep map[string]bool) {
-	entries, _ := os.ReadDir(m.cfg.StateDir)
-	for _, e := range entries {
-		n := e.Name()
-		if strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") {
-			_ = os.Remove(filepath.Join(m.cfg.StateDir, n))
-			continue
-		}
-		if !strings.HasSuffix(n, ".out") && !strings.HasSuffix(n, ".err") {
-			continue
-		}
-		parts := strings.Split(n, ".")
-		if len(parts) >= 3 && keep[parts[len(parts)-2]] {
-			continue
-		}
-		_ = os.Remove(filepath.Join(m.cfg.StateDir, n))
-	}
+	return true
 }

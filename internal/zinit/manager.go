@@ -2,8 +2,6 @@ package zinit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +104,9 @@ type service struct {
 	kick      bool     // start asked while waiting to restart: skip the delay
 	forgotten bool
 	wake      chan struct{} // capacity 1: something changed for this service
+
+	out    *output    // reading side of the output FIFOs, nil until the first spawn
+	fileMu sync.Mutex // serialises writes of the state file; taken before mu
 }
 
 func (s *service) poke() {
@@ -161,7 +162,6 @@ func New(cfg Config, ring *Ring, log *slog.Logger, stdout io.Writer) (*Manager, 
 		services: map[string]*service{},
 		changed:  make(chan struct{}),
 		end:      make(chan struct{}),
-		readers:  map[*os.File]struct{}{},
 	}, nil
 }
 
@@ -206,8 +206,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	cancel()
 	m.runners.Wait()
 	m.mu.Lock()
-	for f := range m.readers {
-		_ = f.Close()
+	for _, s := range m.services {
+		m.closeOutputLocked(s, false) // the FIFOs stay for the next zinit
 	}
 	m.mu.Unlock()
 	m.pumps.Wait()
@@ -215,12 +215,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	return err
 }
 
-// notifyLocked wakes everything that waits for a change.
-func (m *Manager) notifyLocked() {
+// notifyLocked tells waiters of Changed that something changed, and wakes
+// the runners of the services that depend on name.
+func (m *Manager) notifyLocked(name string) {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	for _, s := range m.services {
-		s.poke()
+		if slices.Contains(s.cfg.After, name) {
+			s.poke()
+		}
 	}
 }
 
@@ -236,14 +239,23 @@ func (m *Manager) setStateLocked(s *service, st State) {
 		return
 	}
 	s.state = st
-	m.notifyLocked()
+	m.notifyLocked(s.name)
 }
 
-func (m *Manager) persistLocked(s *service) {
-	if s.forgotten {
+// persist writes the state file of s with its current runState; call it
+// without mu. Writes of one service are serialised and each writes the
+// latest state, so a slow writer never overwrites a newer state; writes of
+// different services run in parallel.
+func (m *Manager) persist(s *service) {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	m.mu.Lock()
+	rs, forgotten := s.rs, s.forgotten
+	m.mu.Unlock()
+	if forgotten {
 		return
 	}
-	if err := writeState(m.cfg.StateDir, s.name, s.rs); err != nil {
+	if err := writeState(m.cfg.StateDir, s.name, rs); err != nil {
 		m.log.Error("state not saved", "service", s.name, "err", err)
 	}
 }
@@ -311,12 +323,13 @@ func (m *Manager) Status(name string) (Status, error) {
 // as soon as its dependencies are ready, skipping any restart delay.
 func (m *Manager) Start(name string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.shutting {
+		m.mu.Unlock()
 		return proto.ShuttingDown()
 	}
 	s, err := m.lookupLocked(name)
 	if err != nil {
+		m.mu.Unlock()
 		return err
 	}
 	s.target = Up
@@ -324,12 +337,14 @@ func (m *Manager) Start(name string) error {
 		s.done = false
 		s.kick = true
 	}
-	if s.rs.Down {
-		s.rs.Down = false
-		m.persistLocked(s)
-	}
+	changed := s.rs.Down
+	s.rs.Down = false
 	m.log.Info("service started", "service", name)
 	s.poke()
+	m.mu.Unlock()
+	if changed {
+		m.persist(s)
+	}
 	return nil
 }
 
@@ -337,22 +352,26 @@ func (m *Manager) Start(name string) error {
 // StopTimeout its process group is killed. It does not wait.
 func (m *Manager) Stop(name string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s, err := m.lookupLocked(name)
 	if err != nil {
+		m.mu.Unlock()
 		return err
 	}
-	m.stopLocked(s)
+	changed := m.stopLocked(s)
+	m.mu.Unlock()
+	if changed {
+		m.persist(s)
+	}
 	return nil
 }
 
-func (m *Manager) stopLocked(s *service) {
+// stopLocked sets the target of s down and signals its process. It returns
+// whether the state file must be written.
+func (m *Manager) stopLocked(s *service) bool {
 	s.target = Down
 	s.kick = false
-	if !s.rs.Down {
-		s.rs.Down = true
-		m.persistLocked(s)
-	}
+	changed := !s.rs.Down
+	s.rs.Down = true
 	if s.proc != nil {
 		if err := s.proc.signal(s.cfg.StopSignal); err != nil {
 			m.log.Warn("stop signal not sent", "service", s.name, "err", err)
@@ -360,6 +379,7 @@ func (m *Manager) stopLocked(s *service) {
 	}
 	m.log.Info("service stopped", "service", s.name)
 	s.poke()
+	return changed
 }
 
 // Kill sends signal sig (a name such as SIGTERM) to the process of name.
@@ -384,25 +404,31 @@ func (m *Manager) Kill(name, sig string) error {
 // process.
 func (m *Manager) Forget(name string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s, err := m.lookupLocked(name)
 	if err != nil {
+		m.mu.Unlock()
 		return err
 	}
 	if s.target == Up {
+		m.mu.Unlock()
 		return proto.TargetNotDown()
 	}
 	if s.proc != nil {
+		m.mu.Unlock()
 		return proto.ServiceRunning()
 	}
 	delete(m.services, name)
 	s.forgotten = true
+	m.closeOutputLocked(s, true)
+	m.log.Info("service forgotten", "service", name)
+	m.notifyLocked(name)
+	s.poke()
+	m.mu.Unlock()
+	s.fileMu.Lock() // after any write in flight; later ones see forgotten
+	defer s.fileMu.Unlock()
 	if err := removeState(m.cfg.StateDir, name); err != nil {
 		m.log.Warn("state not removed", "service", name, "err", err)
 	}
-	m.log.Info("service forgotten", "service", name)
-	m.notifyLocked()
-	s.poke()
 	return nil
 }
 
@@ -456,7 +482,7 @@ func (m *Manager) Monitor(name string) error {
 func (m *Manager) addLocked(name string, cfg Service) *service {
 	s := &service{name: name, cfg: cfg, target: Up, wake: make(chan struct{}, 1)}
 	m.services[name] = s
-	m.notifyLocked()
+	m.notifyLocked(name)
 	return s
 }
 
@@ -510,6 +536,7 @@ func (m *Manager) Shutdown(ctx context.Context, reboot bool) error {
 	for {
 		m.mu.Lock()
 		left := 0
+		var write []*service
 		for _, s := range m.services {
 			if s.proc != nil {
 				left++
@@ -525,12 +552,15 @@ func (m *Manager) Shutdown(ctx context.Context, reboot bool) error {
 					break
 				}
 			}
-			if !needed {
-				m.stopLocked(s)
+			if !needed && m.stopLocked(s) {
+				write = append(write, s)
 			}
 		}
 		ch := m.changed
 		m.mu.Unlock()
+		for _, s := range write {
+			m.persist(s)
+		}
 		if left == 0 {
 			break
 		}
@@ -543,8 +573,9 @@ func (m *Manager) Shutdown(ctx context.Context, reboot bool) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for name := range m.services {
+	for name, s := range m.services {
 		_ = removeState(m.cfg.StateDir, name)
+		m.closeOutputLocked(s, true)
 	}
 	return nil
 }
@@ -552,12 +583,6 @@ func (m *Manager) Shutdown(ctx context.Context, reboot bool) error {
 // Finish makes Run return; call it after Shutdown, once its reply is sent.
 func (m *Manager) Finish() {
 	m.endOnce.Do(func() { close(m.end) })
-}
-
-func newToken() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // env returns the environment of a service process.

@@ -132,8 +132,8 @@ func newProcTable(reapAll bool, log *slog.Logger) *procTable {
 	return &procTable{reapAll: reapAll, log: log, waiters: map[int]*proc{}}
 }
 
-// spawn starts argv[0] (already resolved) in a new session.
-func (t *procTable) spawn(argv []string, attr *os.ProcAttr) (*proc, error) {
+// spawn starts the program at path with argv in a new session.
+func (t *procTable) spawn(path string, argv []string, attr *os.ProcAttr) (*proc, error) {
 	if attr.Sys == nil {
 		attr.Sys = &syscall.SysProcAttr{}
 	}
@@ -144,7 +144,7 @@ func (t *procTable) spawn(argv []string, attr *os.ProcAttr) (*proc, error) {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 	}
-	osp, err := os.StartProcess(argv[0], argv, attr)
+	osp, err := os.StartProcess(path, argv, attr)
 	if err != nil {
 		return nil, err
 	}

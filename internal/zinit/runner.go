@@ -112,15 +112,15 @@ func (m *Manager) waitStartable(ctx context.Context, s *service) bool {
 	}
 }
 
-// depsReadyLocked reports whether every dependency of s is Running (or a
-// oneshot that ended in Success); if not, it says which is not and why.
+// depsReadyLocked reports whether every dependency of s is Running, or for a
+// oneshot, ended in Success; if not, it says which is not and why.
 func (m *Manager) depsReadyLocked(s *service) (bool, string) {
 	for _, dep := range s.cfg.After {
 		d, ok := m.services[dep]
 		switch {
 		case !ok:
 			return false, dep + " is unknown"
-		case d.state.Kind == Running, d.cfg.Oneshot && d.state.Kind == Success:
+		case d.cfg.Oneshot && d.state.Kind == Success, !d.cfg.Oneshot && d.state.Kind == Running:
 		default:
 			return false, dep + " is " + d.state.String()
 		}
@@ -154,8 +154,8 @@ func (m *Manager) waitRestart(ctx context.Context, s *service, d time.Duration) 
 	}
 }
 
-// spawn starts the process of s, its output going through FIFOs in the state
-// directory (or to /dev/null for log none).
+// spawn starts the process of s, its output going through the service's
+// FIFOs in the state directory (or to /dev/null for log none).
 func (m *Manager) spawn(s *service) (*proc, error) {
 	m.mu.Lock()
 	cfg, name := s.cfg, s.name
@@ -175,132 +175,40 @@ func (m *Manager) spawn(s *service) (*proc, error) {
 	}
 	defer devnull.Close()
 	out, errw := devnull, devnull
-	var token string
-	var readers [2]*os.File
 	if cfg.Log != LogNone {
-		token = newToken()
-		var ws [2]*os.File
-		for i, stream := range []string{"out", "err"} {
-			ws[i], readers[i], err = openFIFO(fifoPath(m.cfg.StateDir, name, token, stream))
-			if err != nil {
-				closeAll(ws[:]...)
-				closeAll(readers[:]...)
-				removeFIFOs(m.cfg.StateDir, name, token)
-				return nil, err
+		if err := m.ensureOutput(s); err != nil {
+			return nil, err
+		}
+		// Read-write: the service itself then always has a reader, so it
+		// never gets SIGPIPE, even while zinit is down.
+		w := [2]*os.File{}
+		for i, stream := range streams {
+			if w[i], err = os.OpenFile(fifoPath(m.cfg.StateDir, name, stream), os.O_RDWR, 0); err != nil {
+				closeAll(w[:]...)
+				return nil, fmt.Errorf("output of %s: %w", name, err)
 			}
 		}
-		defer closeAll(ws[:]...)
-		out, errw = ws[0], ws[1]
+		defer closeAll(w[:]...)
+		out, errw = w[0], w[1]
 	}
-	m.mu.Lock()
-	s.rs = runState{Token: token, Down: s.rs.Down}
-	m.persistLocked(s) // intent: a zinit killed before the pid is saved finds the process by its FIFO
-	m.mu.Unlock()
-
-	p, err := m.procs.spawn(append([]string{path}, cfg.Exec[1:]...), &os.ProcAttr{
+	// A zinit killed after this spawn but before the state file has the pid
+	// finds the process by its stdout FIFO.
+	p, err := m.procs.spawn(path, cfg.Exec, &os.ProcAttr{
 		Dir:   dir,
 		Env:   env,
 		Files: []*os.File{devnull, out, errw},
 	})
 	if err != nil {
-		closeAll(readers[:]...)
-		removeFIFOs(m.cfg.StateDir, name, token)
 		return nil, err
 	}
 	m.mu.Lock()
 	s.proc = p
-	s.rs = runState{Token: token, Pid: p.pid, Start: p.start, Down: s.rs.Down}
-	m.persistLocked(s)
+	s.rs = runState{Pid: p.pid, Start: p.start, Down: s.rs.Down}
 	m.log.Info("service spawned", "service", name, "pid", p.pid)
 	m.setStateLocked(s, State{Kind: Spawned})
 	m.mu.Unlock()
-	if token != "" {
-		m.startPumps(name, token, cfg.Log == LogStdout, readers)
-	}
+	m.persist(s)
 	return p, nil
-}
-
-// openFIFO creates a FIFO and opens it twice: read-write for the service (so
-// there is always a reader and the service never gets SIGPIPE, even while
-// zinit is down) and read-only, non-blocking for zinit.
-func openFIFO(path string) (w, r *os.File, err error) {
-	_ = os.Remove(path)
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		return nil, nil, fmt.Errorf("fifo %s: %w", path, err)
-	}
-	w, err = os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fifo %s: %w", path, err)
-	}
-	r, err = openFIFOReader(path)
-	if err != nil {
-		w.Close()
-		return nil, nil, err
-	}
-	return w, r, nil
-}
-
-func openFIFOReader(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("fifo %s: %w", path, err)
-	}
-	return os.NewFile(uintptr(fd), path), nil // non-blocking: reads wait in the poller
-}
-
-func closeAll(fs ...*os.File) {
-	for _, f := range fs {
-		if f != nil {
-			_ = f.Close()
-		}
-	}
-}
-
-func removeFIFOs(dir, name, token string) {
-	if token == "" {
-		return
-	}
-	_ = os.Remove(fifoPath(dir, name, token, "out"))
-	_ = os.Remove(fifoPath(dir, name, token, "err"))
-}
-
-// startPumps copies a process's output lines to the ring (and stdout) until
-// every writer is gone, then removes the FIFOs.
-func (m *Manager) startPumps(name, token string, toStdout bool, readers [2]*os.File) {
-	var wg sync.WaitGroup
-	m.mu.Lock()
-	for _, r := range readers {
-		if r != nil {
-			m.readers[r] = struct{}{}
-		}
-	}
-	m.mu.Unlock()
-	for i, r := range readers {
-		if r == nil {
-			continue
-		}
-		tag := "[+] "
-		if i == 1 {
-			tag = "[-] "
-		}
-		wg.Add(1)
-		m.pumps.Go(func() {
-			defer wg.Done()
-			m.pump(r, tag+name+": ", toStdout)
-			m.mu.Lock()
-			delete(m.readers, r)
-			m.mu.Unlock()
-			_ = r.Close()
-		})
-	}
-	m.pumps.Go(func() {
-		wg.Wait()
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.runCtx.Err() == nil { // a zinit that stops leaves the FIFOs to its successor
-			removeFIFOs(m.cfg.StateDir, name, token)
-		}
-	})
 }
 
 // pump reads lines from r until EOF or error, splitting lines longer than
@@ -330,7 +238,7 @@ func (m *Manager) supervise(ctx context.Context, s *service, p *proc) (exitInfo,
 	m.mu.Lock()
 	cfg, passed := s.cfg, s.rs.Running
 	if len(cfg.Test) == 0 || passed {
-		m.markRunningLocked(s)
+		m.setStateLocked(s, State{Kind: Running})
 	}
 	m.mu.Unlock()
 
@@ -365,10 +273,15 @@ func (m *Manager) supervise(ctx context.Context, s *service, p *proc) (exitInfo,
 		case <-testOK:
 			testOK = nil
 			m.mu.Lock()
-			if s.proc == p {
-				m.markRunningLocked(s)
+			mine := s.proc == p
+			if mine {
+				s.rs.Running = true // so that a new zinit does not test it again
+				m.setStateLocked(s, State{Kind: Running})
 			}
 			m.mu.Unlock()
+			if mine {
+				m.persist(s)
+			}
 		case <-s.wake:
 			m.mu.Lock()
 			down := s.target == Down
@@ -387,16 +300,9 @@ func (m *Manager) supervise(ctx context.Context, s *service, p *proc) (exitInfo,
 	}
 }
 
-func (m *Manager) markRunningLocked(s *service) {
-	if !s.rs.Running {
-		s.rs.Running = true
-		m.persistLocked(s)
-	}
-	m.setStateLocked(s, State{Kind: Running})
-}
-
 // exited records the end of p.
 func (m *Manager) exited(s *service, p *proc, info exitInfo) {
+	defer m.persist(s)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s.proc = nil
@@ -419,7 +325,6 @@ func (m *Manager) exited(s *service, p *proc, info exitInfo) {
 		s.done = true
 	}
 	s.rs = runState{Down: s.rs.Down}
-	m.persistLocked(s)
 	m.log.Info("service exited", "service", s.name, "pid", p.pid, "state", st.String())
 	m.setStateLocked(s, st)
 }
@@ -471,7 +376,7 @@ func (m *Manager) runTestOnce(ctx context.Context, name string, cfg Service) (bo
 		closeAll(pr, pw)
 		return false, err
 	}
-	p, err := m.procs.spawn(append([]string{path}, cfg.Test[1:]...), &os.ProcAttr{
+	p, err := m.procs.spawn(path, cfg.Test, &os.ProcAttr{
 		Dir: dir, Env: env, Files: []*os.File{devnull, pw, pw},
 	})
 	closeAll(pw, devnull)

@@ -53,7 +53,7 @@ type serviceFile struct {
 	Test    string            `yaml:"test"`
 	Oneshot bool              `yaml:"oneshot"`
 	After   []string          `yaml:"after"`
-	Log     string            `yaml:"log"`
+	Log     yaml.Node         `yaml:"log"` // a node, to tell null from absent
 	Env     map[string]string `yaml:"env"`
 	Dir     string            `yaml:"dir"`
 	Signal  struct {
@@ -114,7 +114,14 @@ func ParseService(data []byte) (Service, error) {
 			seen[dep] = true
 		}
 	}
-	switch strings.ToLower(f.Log) {
+	logType := f.Log.Value
+	switch {
+	case f.Log.Kind == yaml.ScalarNode && f.Log.ShortTag() == "!!null":
+		logType = "null"
+	case f.Log.Kind != 0 && f.Log.Kind != yaml.ScalarNode:
+		return Service{}, errors.New("log: want a string")
+	}
+	switch strings.ToLower(logType) {
 	case "", "ring":
 		s.Log = LogRing
 	case "stdout":
@@ -122,7 +129,7 @@ func ParseService(data []byte) (Service, error) {
 	case "none", "null":
 		s.Log = LogNone
 	default:
-		return Service{}, fmt.Errorf("log %q: want ring, stdout or none", f.Log)
+		return Service{}, fmt.Errorf("log %q: want ring, stdout or none", logType)
 	}
 	s.StopSignal = unix.SIGTERM
 	if f.Signal.Stop != "" {

@@ -18,10 +18,7 @@ import (
 // fsync: the page cache survives kill -9, and after a power loss the start
 // times no longer match any process.
 type runState struct {
-	// Token names this spawn's output FIFOs; it is written before the spawn
-	// so that a zinit killed before it recorded Pid still finds the process.
-	Token string `json:"token,omitempty"`
-	Pid   int    `json:"pid,omitempty"`
+	Pid int `json:"pid,omitempty"`
 	// Start is the process start time (clock ticks since boot), which tells
 	// the process apart from a later one that reused its pid.
 	Start uint64 `json:"start,omitempty"`
@@ -34,10 +31,6 @@ type runState struct {
 const stateSuffix = ".state"
 
 func statePath(dir, name string) string { return filepath.Join(dir, name+stateSuffix) }
-
-func fifoPath(dir, name, token, stream string) string {
-	return filepath.Join(dir, name+"."+token+"."+stream)
-}
 
 func writeState(dir, name string, st runState) error {
 	b, err := json.Marshal(st)

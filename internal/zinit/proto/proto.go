@@ -180,21 +180,26 @@ func ReadRequest(r *bufio.Reader, max int) (string, error) {
 		chunk, err := r.ReadSlice('\n')
 		if !tooLong {
 			line = append(line, chunk...)
-			if len(line) > max+1 { // +1: the newline itself
+			if len(line) > max+2 { // +2: room for \r\n
 				tooLong = true
 				line = nil
 			}
 		}
 		switch {
 		case err == nil:
-			if tooLong {
+			l := strings.TrimRight(string(line), "\r\n")
+			if tooLong || len(l) > max {
 				return "", RequestTooLong()
 			}
-			return strings.TrimRight(string(line), "\r\n"), nil
+			return l, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case errors.Is(err, io.EOF) && len(line) > 0 && !tooLong:
-			return strings.TrimRight(string(line), "\r\n"), nil
+			l := strings.TrimRight(string(line), "\r\n")
+			if len(l) > max {
+				return "", RequestTooLong()
+			}
+			return l, nil
 		default:
 			if tooLong {
 				return "", RequestTooLong()
