@@ -25,13 +25,18 @@ type User struct {
 	Signature string `json:"signature"`
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{2,63}$`)
+var nameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+
+// ValidName reports whether s is a valid user or farm name: 3 to 64
+// lower-case letters and digits, with single '.', '_' or '-' between them
+// (so a name is always usable as a NATS subject or key).
+func ValidName(s string) bool { return len(s) >= 3 && len(s) <= 64 && nameRE.MatchString(s) }
 
 // Validate checks the user's fields: a lower-case name of 3 to 64
 // characters [a-z0-9_.-], a valid key, bounded texts.
 func (u *User) Validate() error {
-	if !nameRE.MatchString(u.Name) {
-		return fieldErr("name", "%q is not 3-64 lower-case letters, digits, '_', '.' or '-'", u.Name)
+	if !ValidName(u.Name) {
+		return fieldErr("name", "%q is not 3-64 lower-case letters and digits with single '_', '.' or '-' between", u.Name)
 	}
 	if err := checkStr("email", u.Email, 255, false); err != nil {
 		return err
@@ -145,8 +150,8 @@ type Farm struct {
 
 // Validate checks the farm's fields.
 func (f *Farm) Validate() error {
-	if !nameRE.MatchString(f.Name) {
-		return fieldErr("name", "%q is not 3-64 lower-case letters, digits, '_', '.' or '-'", f.Name)
+	if !ValidName(f.Name) {
+		return fieldErr("name", "%q is not 3-64 lower-case letters and digits with single '_', '.' or '-' between", f.Name)
 	}
 	if f.OwnerID == 0 {
 		return fieldErr("owner_id", "is required")

@@ -448,10 +448,13 @@ func TestUserAndFarmSignatures(t *testing.T) {
 	if err := u.Verify(); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("renamed user verified: %v", err)
 	}
-	for _, bad := range []string{"Al", "al", "UPPER", "a b c", strings.Repeat("a", 65)} {
+	for _, bad := range []string{"Al", "al", "UPPER", "a b c", strings.Repeat("a", 65), "ab.", ".ab", "a..b"} {
 		if err := (&User{Name: bad, PublicKey: u.PublicKey, Created: 1}).Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("name %q accepted", bad)
 		}
+	}
+	if !ValidName("alice.3bot") || !ValidName("a-b_c") {
+		t.Error("valid names refused")
 	}
 	f := Farm{OwnerID: 1, Name: "farm1", Created: 1, IPAddresses: []FarmIP{{Address: "185.69.166.7/24", Gateway: "185.69.166.1"}}}
 	f.Sign(sk)

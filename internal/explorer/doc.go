@@ -1,0 +1,49 @@
+// Package explorer is the grid registry server behind cmd/explorer: an
+// HTTP+JSON API for users and dashboards (users, farms, nodes with a
+// capacity search, reservations with their signatures and results) and a
+// NATS API for nodes, with every record kept in NATS JetStream.
+//
+// # NATS
+//
+// By default the explorer embeds a nats-server with JetStream (one machine);
+// Config.NATS.URLs points it at an external cluster instead (3+ servers,
+// Replicas 3), with no other change. State lives in KV buckets (zos-users,
+// zos-farms, zos-nodes, zos-capacity, zos-reservations keyed
+// "<node id>.<id>", zos-replay keyed by request hash) and deliveries in the
+// stream ZOS_DELIVERY, subject "zos.deliver.<node id>", interest retention.
+//
+// # Node authentication and isolation
+//
+// Nodes connect with their ed25519 identity as NATS nkey (nkeys are
+// ed25519: base58 of the raw key is the node id). The servers delegate
+// authentication to the explorer with an auth callout: the explorer checks
+// the signature of the server nonce and answers with a user JWT carrying
+// that node's permissions only (NodePermissions): publish requests on
+// "zos.node.<own id>.>", pull and ack from its own durable consumer
+// "node-<own id>", subscribe below its own inbox prefix "_INBOX_<own id>".
+// A node therefore cannot read another node's deliveries, answers or
+// records, nor write another node's records: the explorer takes the node
+// id of every request from its subject, which the node cannot forge. We
+// chose the callout over static per-node users because it needs no server
+// reload when a node appears and works unchanged on an external cluster
+// (configured with ServerConfig). The explorer itself connects as an nkey
+// "auth user" that bypasses the callout.
+//
+// # Reservations
+//
+// A create request is decoded, validated, time-checked and its signature
+// verified with the owner's key; the node must exist and have the free
+// capacity (Node.Free); a public_ip must be a free address of the node's
+// farm. Its hash is then claimed in zos-replay (refusing replays for as
+// long as the request is valid; the entry's revision is the new id), the
+// capacity reserved with compare-and-set, the record stored, and the
+// reservation published to the node. Each step is undone if a later one
+// fails, so nothing is stored on error. Publishing is retried in the
+// background and at start (ReconcileOnStart), which also recomputes the
+// reserved capacity: a crash between steps is repaired at the next start.
+// Delivery is at-least-once and, with MaxAckPending 1, in order per node;
+// nodes de-duplicate by id.
+//
+// Results are signed by the node and verified before they are stored; an
+// error result or a deletion releases the capacity and the public IP.
+package explorer

@@ -1,0 +1,519 @@
+package explorer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/zos-go/zos/internal/revert"
+	"github.com/zos-go/zos/pkg/explorer"
+	"github.com/zos-go/zos/pkg/gridtypes"
+)
+
+// retakeAge is how old a replay entry without its reservation must be
+// before the same signed request may take it over (its first submission
+// died half-way, e.g. a NATS server was lost).
+const retakeAge = 10 * time.Second
+
+// record is how the explorer stores a reservation, with the bookkeeping
+// needed to release what it holds exactly once.
+type record struct {
+	Reservation *gridtypes.Reservation `json:"reservation"`
+	Hash        string                 `json:"hash"`
+	// Held is the capacity counted in the node's reserved capacity for
+	// this reservation; zero once released.
+	Held gridtypes.Capacity `json:"held,omitzero"`
+	// FarmIP is the farm address a public_ip reservation holds.
+	FarmIP string `json:"farm_ip,omitempty"`
+	FarmID uint64 `json:"farm_id,omitempty"`
+}
+
+func resKey(nodeID string, id uint64) string { return nodeID + "." + strconv.FormatUint(id, 10) }
+
+// release takes what rec holds out of it and returns it.
+func (rec *record) release() (held gridtypes.Capacity, farmID uint64, ip string) {
+	held, farmID, ip = rec.Held, rec.FarmID, rec.FarmIP
+	rec.Held, rec.FarmIP = gridtypes.Capacity{}, ""
+	return held, farmID, ip
+}
+
+// CreateReservation checks and stores a signed reservation, then queues it
+// for its node. Nothing is stored when it fails. A request whose first
+// submission was accepted gets ErrReplay (with the id it was given).
+func (x *Explorer) CreateReservation(ctx context.Context, body []byte) (uint64, error) {
+	r, err := gridtypes.Decode(body)
+	if err != nil {
+		return 0, err
+	}
+	if r.ID != 0 || r.NextAction != gridtypes.ActionCreate || r.Accepted != 0 || r.Result != nil ||
+		len(r.SignaturesProvision) > 0 || len(r.SignaturesDelete) > 0 {
+		return 0, fmt.Errorf("reservation: id, next_action, accepted, signatures and result are set by the explorer: %w", gridtypes.ErrInvalid)
+	}
+	if err := r.Validate(); err != nil {
+		return 0, fmt.Errorf("reservation: %w", err)
+	}
+	now := x.now()
+	if err := r.CheckTime(now); err != nil {
+		return 0, err
+	}
+	key, err := x.userKey(ctx, r.UserID)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.Verify(key); err != nil {
+		return 0, err
+	}
+	node, err := x.Node(ctx, r.NodeID)
+	if err != nil {
+		return 0, err
+	}
+	if node.Deleted {
+		return 0, fmt.Errorf("node %s is deleted: %w", r.NodeID, explorer.ErrNotFound)
+	}
+	w, err := r.Workload()
+	if err != nil {
+		return 0, err
+	}
+	need := w.Resources()
+	if max := node.TotalResources.Sub(node.SystemResources); !max.Fits(onNode(need)) {
+		return 0, fmt.Errorf("reservation needs %s, node %s has %s in total: %w", need, r.NodeID, max, explorer.ErrInsufficientCapacity)
+	}
+	hash, err := r.HashHex()
+	if err != nil {
+		return 0, err
+	}
+
+	var undo revert.Stack
+	defer undo.Unwind()
+	id, err := x.claimHash(ctx, hash, r.NodeID)
+	if err != nil {
+		return id, err
+	}
+	undo.Push(func() { _ = x.st.replays.Delete(context.WithoutCancel(ctx), hash) })
+	r.ID, r.Accepted = id, now.Unix()
+	rec := record{Reservation: r, Hash: hash, Held: need}
+
+	if err := x.reserve(ctx, node, need); err != nil {
+		return 0, err
+	}
+	undo.Push(func() { x.releaseCapacity(context.WithoutCancel(ctx), r.NodeID, need) })
+	if ip, ok := w.(*gridtypes.PublicIP); ok {
+		if err := x.takeFarmIP(ctx, node.FarmID, ip.IPAddress, id); err != nil {
+			return 0, err
+		}
+		rec.FarmID, rec.FarmIP = node.FarmID, ip.IPAddress
+		undo.Push(func() { x.freeFarmIP(context.WithoutCancel(ctx), node.FarmID, ip.IPAddress, id) })
+	}
+	r.NextAction = gridtypes.ActionDeploy
+	if !r.SigningRequestProvision.Met(nil) {
+		r.NextAction = gridtypes.ActionSign
+	}
+	if _, err := createJSON(ctx, x.st.res, resKey(r.NodeID, id), rec); err != nil {
+		return 0, err
+	}
+	undo.Done()
+	if r.NextAction == gridtypes.ActionDeploy {
+		x.deliver(ctx, r)
+	}
+	x.log.DebugContext(ctx, "reservation accepted", "id", id, "node", r.NodeID, "type", r.Type, "user", r.UserID)
+	return id, nil
+}
+
+// claimHash records the hash of a new request; the revision of the entry
+// is the reservation id (unique and increasing, with no counter to
+// contend on). An existing entry is a replay, unless its reservation was
+// never stored and the entry is older than retakeAge.
+func (x *Explorer) claimHash(ctx context.Context, hash, nodeID string) (uint64, error) {
+	id, err := x.st.replays.Create(ctx, hash, nil)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, natsErr("replay guard", err)
+	}
+	e, err := x.st.replays.Get(ctx, hash)
+	if err != nil {
+		return 0, natsErr("replay guard", err)
+	}
+	_, err = x.st.res.Get(ctx, resKey(nodeID, e.Revision()))
+	switch {
+	case err == nil:
+		return e.Revision(), fmt.Errorf("reservation already accepted as %d: %w", e.Revision(), explorer.ErrReplay)
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, natsErr("replay guard", err)
+	case time.Since(e.Created()) < retakeAge:
+		return 0, fmt.Errorf("the same request is being processed: %w", explorer.ErrReplay)
+	}
+	return e.Revision(), nil
+}
+
+// reserve adds need to the node's reserved capacity if it fits.
+func (x *Explorer) reserve(ctx context.Context, n gridtypes.Node, need gridtypes.Capacity) error {
+	nodeID := n.NodeID
+	if need.IsZero() {
+		return nil
+	}
+	unlock := x.nodeLocks.lock(nodeID)
+	defer unlock()
+	_, err := updateJSON(ctx, x.st.capacity, nodeID, true, func(c *gridtypes.Capacity) error {
+		n.ReservedResources = *c
+		if free := n.Free(); !free.Fits(onNode(need)) {
+			return fmt.Errorf("reservation needs %s, node %s has %s free: %w", need, nodeID, free, explorer.ErrInsufficientCapacity)
+		}
+		*c = c.Add(need)
+		return nil
+	})
+	return err
+}
+
+// onNode is the part of c a node must have free: public IPv4 addresses
+// come from the farm's pool, not from the node.
+func onNode(c gridtypes.Capacity) gridtypes.Capacity {
+	c.IPV4U = 0
+	return c
+}
+
+// releaseCapacity gives back capacity; failures are logged (the next
+// reconcile repairs them).
+func (x *Explorer) releaseCapacity(ctx context.Context, nodeID string, c gridtypes.Capacity) {
+	if c.IsZero() {
+		return
+	}
+	unlock := x.nodeLocks.lock(nodeID)
+	defer unlock()
+	_, err := updateJSON(ctx, x.st.capacity, nodeID, true, func(r *gridtypes.Capacity) error {
+		*r = r.Sub(c)
+		return nil
+	})
+	if err != nil {
+		x.log.WarnContext(ctx, "capacity release failed", "node", nodeID, "error", err)
+	}
+}
+
+func sameAddress(a, b string) bool {
+	pa, err1 := netip.ParsePrefix(a)
+	pb, err2 := netip.ParsePrefix(b)
+	return err1 == nil && err2 == nil && pa.Addr() == pb.Addr()
+}
+
+func (x *Explorer) takeFarmIP(ctx context.Context, farmID uint64, addr string, id uint64) error {
+	_, err := updateJSON(ctx, x.st.farms, farmKey(farmID), false, func(f *gridtypes.Farm) error {
+		for i, ip := range f.IPAddresses {
+			if !sameAddress(ip.Address, addr) {
+				continue
+			}
+			if ip.ReservationID != 0 && ip.ReservationID != id {
+				return fmt.Errorf("public ip %s is used by reservation %d: %w", addr, ip.ReservationID, explorer.ErrConflict)
+			}
+			f.IPAddresses[i].ReservationID = id
+			return nil
+		}
+		return fmt.Errorf("public ip %s is not in farm %d: %w", addr, farmID, explorer.ErrNotFound)
+	})
+	return err
+}
+
+func (x *Explorer) freeFarmIP(ctx context.Context, farmID uint64, addr string, id uint64) {
+	if addr == "" {
+		return
+	}
+	_, err := updateJSON(ctx, x.st.farms, farmKey(farmID), false, func(f *gridtypes.Farm) error {
+		for i, ip := range f.IPAddresses {
+			if sameAddress(ip.Address, addr) && ip.ReservationID == id {
+				f.IPAddresses[i].ReservationID = 0
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		x.log.WarnContext(ctx, "public ip release failed", "farm", farmID, "ip", addr, "error", err)
+	}
+}
+
+// releaseRecord gives back what a record held.
+func (x *Explorer) releaseRecord(ctx context.Context, nodeID string, id uint64, held gridtypes.Capacity, farmID uint64, ip string) {
+	x.releaseCapacity(ctx, nodeID, held)
+	x.freeFarmIP(ctx, farmID, ip, id)
+}
+
+// findRecord returns the key of reservation id.
+func (x *Explorer) findKey(ctx context.Context, id uint64) (string, error) {
+	ks, err := keys(ctx, x.st.res, "*."+strconv.FormatUint(id, 10))
+	if err != nil {
+		return "", err
+	}
+	if len(ks) == 0 {
+		return "", fmt.Errorf("reservation %d: %w", id, explorer.ErrNotFound)
+	}
+	return ks[0], nil
+}
+
+// Reservation returns reservation id.
+func (x *Explorer) Reservation(ctx context.Context, id uint64) (*gridtypes.Reservation, error) {
+	k, err := x.findKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := getJSON[record](ctx, x.st.res, k)
+	if err != nil {
+		return nil, fmt.Errorf("reservation %d: %w", id, err)
+	}
+	return rec.Reservation, nil
+}
+
+// Sign adds a provision or delete signature to reservation id; a met
+// quorum deploys or deletes it.
+func (x *Explorer) Sign(ctx context.Context, id uint64, action gridtypes.SignAction, sig gridtypes.Signature) (*gridtypes.Reservation, error) {
+	if action != gridtypes.SignProvision && action != gridtypes.SignDelete {
+		return nil, fmt.Errorf("sign action %q: %w", action, gridtypes.ErrInvalid)
+	}
+	k, err := x.findKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := x.userKey(ctx, sig.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	var (
+		deliver bool
+		held    gridtypes.Capacity
+		farmID  uint64
+		ip      string
+	)
+	rec, err := updateJSON(ctx, x.st.res, k, false, func(rec *record) error {
+		deliver, held, farmID, ip = false, gridtypes.Capacity{}, 0, ""
+		r := rec.Reservation
+		if err := r.VerifyAction(action, sig, pk); err != nil {
+			return err
+		}
+		if action == gridtypes.SignProvision {
+			return signProvision(r, sig, &deliver)
+		}
+		if err := signDelete(r, sig); err != nil {
+			return err
+		}
+		sr := r.SigningRequestDelete
+		if sr.QuorumMin > 0 && !sr.Met(r.SignaturesDelete) {
+			return nil
+		}
+		if r.NextAction == gridtypes.ActionSign {
+			// Never delivered: nothing to remove on the node.
+			r.NextAction = gridtypes.ActionDeleted
+			held, farmID, ip = rec.release()
+			return nil
+		}
+		r.NextAction, deliver = gridtypes.ActionDelete, true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := rec.Reservation
+	x.releaseRecord(ctx, r.NodeID, r.ID, held, farmID, ip)
+	if deliver {
+		x.deliver(ctx, r)
+	}
+	return r, nil
+}
+
+func signProvision(r *gridtypes.Reservation, sig gridtypes.Signature, deliver *bool) error {
+	if !r.SigningRequestProvision.Lists(sig.UserID) {
+		return fmt.Errorf("user %d may not sign provision of %d: %w", sig.UserID, r.ID, explorer.ErrForbidden)
+	}
+	if signedBy(r.SignaturesProvision, sig.UserID) {
+		return fmt.Errorf("user %d already signed provision of %d: %w", sig.UserID, r.ID, explorer.ErrConflict)
+	}
+	r.SignaturesProvision = append(r.SignaturesProvision, sig)
+	if r.NextAction == gridtypes.ActionSign && r.SigningRequestProvision.Met(r.SignaturesProvision) {
+		r.NextAction, *deliver = gridtypes.ActionDeploy, true
+	}
+	return nil
+}
+
+func signDelete(r *gridtypes.Reservation, sig gridtypes.Signature) error {
+	sr := r.SigningRequestDelete
+	if !sr.Lists(sig.UserID) && !(sr.QuorumMin == 0 && sig.UserID == r.UserID) {
+		return fmt.Errorf("user %d may not delete %d: %w", sig.UserID, r.ID, explorer.ErrForbidden)
+	}
+	switch r.NextAction {
+	case gridtypes.ActionDelete, gridtypes.ActionDeleted, gridtypes.ActionInvalid:
+		return fmt.Errorf("reservation %d is already %s: %w", r.ID, r.NextAction, explorer.ErrConflict)
+	}
+	if signedBy(r.SignaturesDelete, sig.UserID) {
+		return fmt.Errorf("user %d already signed delete of %d: %w", sig.UserID, r.ID, explorer.ErrConflict)
+	}
+	r.SignaturesDelete = append(r.SignaturesDelete, sig)
+	return nil
+}
+
+func signedBy(sigs []gridtypes.Signature, user uint64) bool {
+	return slices.ContainsFunc(sigs, func(s gridtypes.Signature) bool { return s.UserID == user })
+}
+
+// PostResult stores a result signed by node nodeID about one of its own
+// reservations. An error result or a deletion releases the capacity.
+func (x *Explorer) PostResult(ctx context.Context, nodeID string, res gridtypes.Result) error {
+	if res.NodeID != nodeID {
+		return fmt.Errorf("node %s posted a result of node %s: %w", nodeID, res.NodeID, explorer.ErrForbidden)
+	}
+	if err := res.Validate(); err != nil {
+		return fmt.Errorf("result: %w", err)
+	}
+	if err := res.Verify(); err != nil {
+		return err
+	}
+	var (
+		held   gridtypes.Capacity
+		farmID uint64
+		ip     string
+	)
+	rec, err := updateJSON(ctx, x.st.res, resKey(nodeID, res.ReservationID), false, func(rec *record) error {
+		held, farmID, ip = gridtypes.Capacity{}, 0, ""
+		r := rec.Reservation
+		if r.Type != res.Type {
+			return fmt.Errorf("result of type %s for a %s: %w", res.Type, r.Type, gridtypes.ErrInvalid)
+		}
+		if r.Result != nil && r.Result.State == gridtypes.StateDeleted && res.State != gridtypes.StateDeleted {
+			return fmt.Errorf("reservation %d is deleted: %w", r.ID, explorer.ErrConflict)
+		}
+		r.Result = &res
+		switch res.State {
+		case gridtypes.StateError:
+			if r.NextAction == gridtypes.ActionDeploy || r.NextAction == gridtypes.ActionSign {
+				r.NextAction = gridtypes.ActionDelete
+			}
+			held, farmID, ip = rec.release()
+		case gridtypes.StateDeleted:
+			r.NextAction = gridtypes.ActionDeleted
+			held, farmID, ip = rec.release()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("result of reservation %d: %w", res.ReservationID, err)
+	}
+	x.releaseRecord(ctx, nodeID, res.ReservationID, held, farmID, ip)
+	x.log.DebugContext(ctx, "result stored", "id", res.ReservationID, "node", nodeID, "state", res.State)
+	_ = rec
+	return nil
+}
+
+// ResFilter selects reservations in a listing.
+type ResFilter struct {
+	UserID uint64
+	NodeID string
+	// Actions keeps reservations in one of these next actions (all if empty).
+	Actions []gridtypes.NextAction
+}
+
+// Reservations lists reservations matching f, by id.
+func (x *Explorer) Reservations(ctx context.Context, f ResFilter) ([]*gridtypes.Reservation, error) {
+	filter := ">"
+	if f.NodeID != "" {
+		if !isKeyToken(f.NodeID) {
+			return nil, nil
+		}
+		filter = f.NodeID + ".*"
+	}
+	var out []*gridtypes.Reservation
+	err := scan(ctx, x.st.res, func(_ string, v []byte) error {
+		rec, err := decodeStored[record](v)
+		if err != nil {
+			return err
+		}
+		r := rec.Reservation
+		if (f.UserID == 0 || r.UserID == f.UserID) && (len(f.Actions) == 0 || slices.Contains(f.Actions, r.NextAction)) {
+			out = append(out, r)
+		}
+		return nil
+	}, filter)
+	slices.SortFunc(out, func(a, b *gridtypes.Reservation) int { return cmpU64(a.ID, b.ID) })
+	return out, err
+}
+
+func decodeStored[T any](b []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("stored value: %w: %w", explorer.ErrInternal, err)
+	}
+	return v, nil
+}
+
+// deliver publishes r on its node's subject. The message id makes
+// republishing idempotent within the stream's duplicate window, and a node
+// de-duplicates by id anyway. A failed publish is retried in the
+// background: the reservation is already accepted.
+func (x *Explorer) deliver(ctx context.Context, r *gridtypes.Reservation) {
+	if err := x.publish(ctx, r); err != nil {
+		x.log.WarnContext(ctx, "delivery failed, retrying", "id", r.ID, "node", r.NodeID, "error", err)
+		x.retry.add(r)
+	}
+}
+
+func (x *Explorer) publish(ctx context.Context, r *gridtypes.Reservation) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("reservation %d: %w", r.ID, err)
+	}
+	m := nats.NewMsg(explorer.DeliverySubject(r.NodeID))
+	m.Data = b
+	m.Header.Set(explorer.MsgIDHeader, strconv.FormatUint(r.ID, 10)+"-"+r.NextAction.String())
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = x.js.PublishMsg(ctx, m, jetstream.WithRetryAttempts(5), jetstream.WithRetryWait(200*time.Millisecond))
+	return err
+}
+
+// reconcile repairs what a crash between two steps can leave: it
+// re-delivers reservations the node may not have received and recomputes
+// each node's reserved capacity from the records.
+func (x *Explorer) reconcile(ctx context.Context) error {
+	held := map[string]gridtypes.Capacity{}
+	var redeliver []*gridtypes.Reservation
+	err := scan(ctx, x.st.res, func(k string, v []byte) error {
+		rec, err := decodeStored[record](v)
+		if err != nil {
+			return err
+		}
+		r := rec.Reservation
+		held[r.NodeID] = held[r.NodeID].Add(rec.Held)
+		switch {
+		case r.NextAction == gridtypes.ActionDeploy && r.Result == nil,
+			r.NextAction == gridtypes.ActionDelete && (r.Result == nil || r.Result.State != gridtypes.StateDeleted):
+			redeliver = append(redeliver, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = scan(ctx, x.st.capacity, func(k string, _ []byte) error {
+		if _, ok := held[k]; !ok && !strings.Contains(k, ".") {
+			held[k] = gridtypes.Capacity{}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for node, c := range held {
+		if _, err := putJSON(ctx, x.st.capacity, node, c); err != nil {
+			return err
+		}
+	}
+	for _, r := range redeliver {
+		x.deliver(ctx, r)
+	}
+	x.log.InfoContext(ctx, "reconciled", "nodes", len(held), "redelivered", len(redeliver))
+	return nil
+}
