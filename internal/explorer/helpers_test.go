@@ -247,4 +247,6 @@ func (n *testNode) result(t testing.TB, r *gridtypes.Reservation, state gridtype
 	}
 }
 
-func volume(gib uint64) *gridtypes.Volume { return &gridtypes.Volume{Size: gib, Type: gridtypes.DiskSSD} }
+func volume(gib uint64) *gridtypes.Volume {
+	return &gridtypes.Volume{Size: gib, Type: gridtypes.DiskSSD}
+}
