@@ -118,7 +118,11 @@ func (x *Explorer) CreateReservation(ctx context.Context, body []byte) (uint64, 
 		r.NextAction = gridtypes.ActionSign
 	}
 	if _, err := createJSON(ctx, x.st.res, resKey(r.NodeID, id), rec); err != nil {
-		return 0, err
+		// The write may have happened with its answer lost (a server
+		// failed): then the reservation is accepted and must not be undone.
+		if _, gerr := x.st.res.Get(context.WithoutCancel(ctx), resKey(r.NodeID, id)); gerr != nil {
+			return 0, err
+		}
 	}
 	undo.Done()
 	if r.NextAction == gridtypes.ActionDeploy {
