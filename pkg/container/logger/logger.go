@@ -1,6 +1,8 @@
-// Package logger describes where a container's output is sent: the Logs
-// backend list carried by pkg.Container. It holds only the description;
-// the container module implements the backends.
+// Package logger describes where a container's output is sent (the Logs
+// backend list carried by pkg.Container) and implements it: the shim logger
+// that containerd's shim starts for each task (RunShim, run by
+// cmd/zos-shimlogs) writes every line to a local file Ring and publishes it
+// on the redis channels of the container's redis backends.
 package logger
 
 // Backend type names accepted in Logs.Type.

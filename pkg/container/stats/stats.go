@@ -1,6 +1,7 @@
-// Package stats describes where a container's metrics are sent: the Stats
-// backend list carried by pkg.Container. It holds only the description;
-// the container module collects and publishes the metrics.
+// Package stats describes where a container's metrics are sent (the Stats
+// backend list carried by pkg.Container) and publishes them: a Publisher
+// sends Metrics as JSON on each backend's redis channel. The container
+// module samples the cgroup metrics and calls it periodically.
 package stats
 
 // RedisType is the only backend type: metrics are published as JSON on a
