@@ -123,6 +123,8 @@ func (c Config) Validate() error {
 		return bad("RunDir %q too long for unix sockets", c.RunDir)
 	case c.QEMU == "":
 		return bad("QEMU is required")
+	case c.ServicePrefix == "":
+		return bad("ServicePrefix is required (services without it are stopped)")
 	case c.Accel != AccelAuto && c.Accel != AccelKVM && c.Accel != AccelTCG:
 		return bad("Accel %q is not auto, kvm or tcg", c.Accel)
 	case c.NodeMemoryMiB < 0 || c.NodeCPUs < 0:
