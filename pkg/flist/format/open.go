@@ -127,6 +127,9 @@ func unpack(p, dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, ZeroDBName)); err == nil {
 		return nil
 	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("unpack %s: %w", p, err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("unpack %s: %w", p, err)

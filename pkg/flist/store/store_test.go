@@ -249,7 +249,7 @@ func TestRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	suite(t, fr)
-	if _, err := FromRoutes([]format.Route{{0, 255, "ftp://x"}}, "", Options{}); !errors.Is(err, ErrInvalidURL) {
+	if _, err := FromRoutes([]format.Route{{Start: 0, End: 255, URL: "ftp://x"}}, "", Options{}); !errors.Is(err, ErrInvalidURL) {
 		t.Errorf("bad route url: %v", err)
 	}
 }

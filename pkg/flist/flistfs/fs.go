@@ -1,0 +1,357 @@
+package flistfs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/zos-go/zos/pkg/flist/block"
+	"github.com/zos-go/zos/pkg/flist/cache"
+	"github.com/zos-go/zos/pkg/flist/format"
+)
+
+// tree is the read-only FUSE view of one flist.
+type tree struct {
+	r     format.Reader
+	cache *cache.Cache
+	log   *slog.Logger
+	ttl   time.Duration
+}
+
+// node is one inode of the flist. Directories load their listing on first
+// use and keep it: the flist never changes under a mount.
+type node struct {
+	fs.Inode
+	t  *tree
+	in format.Inode
+
+	mu       sync.Mutex
+	children []format.Inode // sorted by name; guarded by mu
+	loaded   bool           // guarded by mu
+	xattrs   []format.Xattr // guarded by mu
+	xloaded  bool           // guarded by mu
+}
+
+var (
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeReaddirer      = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeGetxattrer     = (*node)(nil)
+	_ fs.NodeListxattrer    = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
+	_ fs.FileReader         = (*handle)(nil)
+	_ fs.FileReleaser       = (*handle)(nil)
+	_ fs.FileGetattrer      = (*handle)(nil)
+)
+
+func (t *tree) fill(in format.Inode, out *fuse.Attr) {
+	out.Ino = in.Ino
+	out.Mode = in.Mode
+	out.Size = in.Size
+	out.Blocks = (in.Size + 511) / 512
+	out.Blksize = 4096
+	out.Nlink = max(in.Nlink, 1)
+	if in.IsDir() {
+		out.Nlink = 2
+	}
+	out.Owner = fuse.Owner{Uid: in.UID, Gid: in.GID}
+	out.Rdev = uint32(in.Rdev)
+	mt := uint64(max(in.Mtime, 0))
+	ct := uint64(max(in.Ctime, 0))
+	out.Mtime, out.Atime, out.Ctime = mt, mt, ct
+}
+
+func (n *node) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.t.fill(n.in, &out.Attr)
+	out.SetTimeout(n.t.ttl)
+	return 0
+}
+
+func (n *node) listing(ctx context.Context) ([]format.Inode, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.loaded {
+		return n.children, 0
+	}
+	children, err := n.t.r.Children(ctx, n.in.Ino)
+	if err != nil {
+		n.t.log.Error("directory listing failed", "ino", n.in.Ino, "name", n.in.Name, "err", err)
+		return nil, syscall.EIO
+	}
+	n.children, n.loaded = children, true
+	return children, 0
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if !n.in.IsDir() {
+		return nil, syscall.ENOTDIR
+	}
+	children, errno := n.listing(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	i := sort.Search(len(children), func(i int) bool { return children[i].Name >= name })
+	if i == len(children) || children[i].Name != name {
+		out.SetEntryTimeout(n.t.ttl)
+		return nil, syscall.ENOENT
+	}
+	c := children[i]
+	n.t.fill(c, &out.Attr)
+	out.SetEntryTimeout(n.t.ttl)
+	out.SetAttrTimeout(n.t.ttl)
+	child := n.NewInode(ctx, &node{t: n.t, in: c}, fs.StableAttr{Mode: c.Type(), Ino: c.Ino})
+	return child, 0
+}
+
+func (n *node) entries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
+	children, errno := n.listing(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	out := make([]fuse.DirEntry, 0, len(children)+2)
+	parentIno := n.in.Ino
+	if _, parent := n.Parent(); parent != nil {
+		parentIno = parent.StableAttr().Ino
+	}
+	out = append(out, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: n.in.Ino},
+		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parentIno})
+	for _, c := range children {
+		out = append(out, fuse.DirEntry{Name: c.Name, Mode: c.Type(), Ino: c.Ino})
+	}
+	return out, 0
+}
+
+func (n *node) OpendirHandle(ctx context.Context, _ uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if !n.in.IsDir() {
+		return nil, 0, syscall.ENOTDIR
+	}
+	list, errno := n.entries(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	// the kernel may cache the listing: it never changes
+	return fs.NewListDirStream(list), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	list, errno := n.entries(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return fs.NewListDirStream(list), 0
+}
+
+func (n *node) Readlink(context.Context) ([]byte, syscall.Errno) {
+	if n.in.Type() != syscall.S_IFLNK {
+		return nil, syscall.EINVAL
+	}
+	return []byte(n.in.Target), 0
+}
+
+func (n *node) loadXattrs(ctx context.Context) ([]format.Xattr, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.xloaded {
+		return n.xattrs, 0
+	}
+	x, err := n.t.r.Xattrs(ctx, n.in.Ino)
+	if err != nil {
+		n.t.log.Error("xattrs failed", "ino", n.in.Ino, "err", err)
+		return nil, syscall.EIO
+	}
+	n.xattrs, n.xloaded = x, true
+	return x, 0
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	xs, errno := n.loadXattrs(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	for _, x := range xs {
+		if x.Name == attr {
+			if len(dest) < len(x.Value) {
+				return uint32(len(x.Value)), syscall.ERANGE
+			}
+			return uint32(copy(dest, x.Value)), 0
+		}
+	}
+	return 0, syscall.ENODATA
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	xs, errno := n.loadXattrs(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	var size int
+	for _, x := range xs {
+		size += len(x.Name) + 1
+	}
+	if len(dest) < size {
+		return uint32(size), syscall.ERANGE
+	}
+	off := 0
+	for _, x := range xs {
+		off += copy(dest[off:], x.Name)
+		dest[off] = 0
+		off++
+	}
+	return uint32(size), 0
+}
+
+func (n *node) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.NameLen = format.MaxNameLen
+	return 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if !n.in.IsRegular() {
+		return nil, 0, syscall.EINVAL
+	}
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	blocks, err := n.t.r.Blocks(ctx, n.in.Ino)
+	if err != nil {
+		n.t.log.Error("file blocks failed", "ino", n.in.Ino, "name", n.in.Name, "err", err)
+		return nil, 0, syscall.EIO
+	}
+	chunk := int64(n.in.ChunkSize)
+	if chunk <= 0 {
+		chunk = block.ChunkSize
+	}
+	h := &handle{t: n.t, in: n.in, blocks: blocks, chunk: chunk}
+	// contents never change: let the kernel keep its page cache
+	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// handle is an open regular file. It keeps the block files it read last
+// open (reference counted, as reads run concurrently), so sequential reads
+// do not reopen them.
+type handle struct {
+	t      *tree
+	in     format.Inode
+	blocks []block.Block
+	chunk  int64
+
+	mu   sync.Mutex
+	open []*blockRef // guarded by mu; most recent first, at most keepOpen
+}
+
+const keepOpen = 2
+
+type blockRef struct {
+	idx     int
+	f       *os.File
+	refs    int  // guarded by handle.mu
+	dropped bool // guarded by handle.mu: out of h.open, close at refs 0
+}
+
+func (h *handle) acquire(ctx context.Context, idx int) (*blockRef, error) {
+	h.mu.Lock()
+	for _, r := range h.open {
+		if r.idx == idx {
+			r.refs++
+			h.mu.Unlock()
+			return r, nil
+		}
+	}
+	h.mu.Unlock()
+	f, err := h.t.cache.Open(ctx, h.blocks[idx])
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.open {
+		if r.idx == idx { // opened concurrently
+			f.Close()
+			r.refs++
+			return r, nil
+		}
+	}
+	r := &blockRef{idx: idx, f: f, refs: 1}
+	h.open = append([]*blockRef{r}, h.open...)
+	if len(h.open) > keepOpen {
+		last := h.open[keepOpen]
+		h.open = h.open[:keepOpen]
+		last.dropped = true
+		if last.refs == 0 {
+			last.f.Close()
+		}
+	}
+	return r, nil
+}
+
+func (h *handle) release(r *blockRef) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.refs--
+	if r.dropped && r.refs == 0 {
+		r.f.Close()
+	}
+}
+
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	size := int64(h.in.Size)
+	if off >= size || len(dest) == 0 {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(off+int64(len(dest)), size)
+	n := int64(0)
+	for pos := off; pos < end; {
+		idx := int(pos / h.chunk)
+		if idx >= len(h.blocks) {
+			h.t.log.Error("file shorter than its size", "ino", h.in.Ino, "name", h.in.Name, "offset", pos)
+			return nil, syscall.EIO
+		}
+		r, err := h.acquire(ctx, idx)
+		if err != nil {
+			h.t.log.Error("file read failed", "ino", h.in.Ino, "name", h.in.Name, "block", idx, "err", err)
+			return nil, syscall.EIO
+		}
+		within := pos - int64(idx)*h.chunk
+		want := min(end-pos, h.chunk-within)
+		m, err := r.f.ReadAt(dest[n:n+want], within)
+		h.release(r)
+		if int64(m) < want {
+			h.t.log.Error("block shorter than expected", "ino", h.in.Ino, "name", h.in.Name, "block", idx, "err", err)
+			return nil, syscall.EIO
+		}
+		n += want
+		pos += want
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *handle) Getattr(_ context.Context, out *fuse.AttrOut) syscall.Errno {
+	h.t.fill(h.in, &out.Attr)
+	out.SetTimeout(h.t.ttl)
+	return 0
+}
+
+func (h *handle) Release(context.Context) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.open {
+		r.dropped = true
+		if r.refs == 0 {
+			r.f.Close()
+		}
+	}
+	h.open = nil
+	return 0
+}
