@@ -133,6 +133,7 @@ type Manager struct {
 	runCtx   context.Context     // guarded by mu; the lifetime of runners, nil before Run
 	shutting bool                // guarded by mu
 	endReq   error               // guarded by mu; ErrShutdown or ErrReboot once asked
+	loaded   chan struct{}       // closed once Run loaded the config directory
 	end      chan struct{}       // closed by Finish
 	endOnce  sync.Once
 	readers  map[*os.File]struct{} // guarded by mu; open output pipes
@@ -161,9 +162,14 @@ func New(cfg Config, ring *Ring, log *slog.Logger, stdout io.Writer) (*Manager, 
 		procs:    newProcTable(cfg.ReapOrphans, log),
 		services: map[string]*service{},
 		changed:  make(chan struct{}),
+		loaded:   make(chan struct{}),
 		end:      make(chan struct{}),
 	}, nil
 }
+
+// Loaded returns a channel closed once Run has loaded the config directory
+// and adopted the running services; servers answer requests only then.
+func (m *Manager) Loaded() <-chan struct{} { return m.loaded }
 
 // Ring returns the log ring.
 func (m *Manager) Ring() *Ring { return m.ring }
@@ -194,6 +200,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 
 	m.load(runCtx)
+	close(m.loaded)
 
 	var err error
 	select {

@@ -80,6 +80,11 @@ func (s *Server) serve(ctx context.Context, l net.Listener, handle func(context.
 		s.mu.Unlock()
 	})
 	defer stop()
+	select { // until then, clients wait in the listen backlog
+	case <-s.m.Loaded():
+	case <-ctx.Done():
+		return nil
+	}
 	for {
 		c, err := l.Accept()
 		if err != nil {

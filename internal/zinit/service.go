@@ -85,7 +85,10 @@ func ParseService(data []byte) (Service, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return Service{}, fmt.Errorf("yaml: %w", err)
+		if errors.Is(err, io.EOF) {
+			return Service{}, errors.New("yaml: empty file")
+		}
+		return Service{}, err // yaml.v3 errors start with "yaml: "
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {

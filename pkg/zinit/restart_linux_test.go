@@ -48,7 +48,12 @@ func TestRestartAdoptsWithoutDuplicates(t *testing.T) {
 		}
 	}
 	d.Restart()
+	old := cl
 	cl = d.Client()
+	// A client made before the restart redials.
+	if list, err := old.List(); err != nil || len(list) != 4 {
+		t.Fatalf("old client after restart: %v, %v", list, err)
+	}
 	for n, pid := range before {
 		st := waitState(t, cl, n, zinit.ServiceStateRunning)
 		if st.Pid != pid {

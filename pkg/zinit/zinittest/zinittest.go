@@ -132,6 +132,9 @@ func StartWith(t testing.TB, opts Options) (*zinit.Client, *Daemon) {
 	}
 	t.Cleanup(func() {
 		d.cleanup()
+		if strings.Contains(d.Log(), "WARNING: DATA RACE") { // a zinit built with -race (ZINIT_BIN)
+			t.Errorf("zinit reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("zinit log (tail):\n%s", tail(d.Log(), 60))
 		}
