@@ -27,6 +27,8 @@ const (
 	// maxNameLen bounds VM names: they become file, socket and service
 	// names.
 	maxNameLen = 64
+	// maxSocketPath is the longest unix socket path.
+	maxSocketPath = 107
 )
 
 // DefaultKernelArgs are the kernel arguments of a VM whose KernelArgs is
@@ -119,7 +121,7 @@ func (c Config) Validate() error {
 		return bad("Root must be an absolute path")
 	case c.RunDir == "" || !filepath.IsAbs(c.RunDir):
 		return bad("RunDir must be an absolute path")
-	case len(c.RunDir)+1+maxNameLen+len(".qmp") > 107:
+	case len(c.RunDir)+len("/x.qmp") > maxSocketPath-16:
 		return bad("RunDir %q too long for unix sockets", c.RunDir)
 	case c.QEMU == "":
 		return bad("QEMU is required")

@@ -193,6 +193,9 @@ func (m *Module) run(ctx context.Context, v pkg.VM, accel string) error {
 	if err := Validate(v, lim); err != nil {
 		return err
 	}
+	if sock := filepath.Join(m.cfg.RunDir, v.Name+".qmp"); len(sock) > maxSocketPath {
+		return fmt.Errorf("vm %q: name too long for the socket %s: %w", v.Name, sock, ErrInvalidVM)
+	}
 	unlock := m.locks.Lock(v.Name)
 	defer unlock()
 	m.mu.Lock()
