@@ -34,8 +34,9 @@ type Request struct {
 	// Container has the defaults applied (CPU 1, the default memory) and
 	// the root filesystem's .startup.toml merged in.
 	Container pkg.Container
-	// Args is the entrypoint split shell-style; empty for an interactive
-	// container, whose init is corex.
+	// Args is the entrypoint split shell-style; it may be empty for an
+	// interactive container (whose init is corex, which starts Args when
+	// given).
 	Args []string
 }
 
@@ -46,8 +47,9 @@ type Request struct {
 //   - Network.Namespace is set and exists (ErrNoNetwork);
 //   - every Env entry is KEY=VALUE (ErrInvalidEnv);
 //   - <RootFS>/.startup.toml, if present, is merged (see ApplyStartup);
-//   - the entrypoint splits shell-style into at least one word, unless
-//     Interactive (ErrInvalidEntrypoint);
+//   - the entrypoint splits shell-style into at least one word (none is
+//     fine when Interactive) naming an executable of the root filesystem
+//     (ErrInvalidEntrypoint);
 //   - mount sources exist and targets are absolute (ErrInvalidMount);
 //   - CPU (0 means 1) is at most the node's CPUs (ErrInvalidLimit), Memory
 //     0 becomes the default;
@@ -84,13 +86,9 @@ func Prepare(ns string, c pkg.Container, opts PrepareOptions) (Request, error) {
 		c = ApplyStartup(c, b)
 	}
 
-	var args []string
-	if !c.Interactive {
-		var err error
-		args, err = shlex.Split(c.Entrypoint)
-		if err != nil || len(args) == 0 {
-			return Request{}, fmt.Errorf("container %s: entrypoint %q: %w", c.Name, c.Entrypoint, ErrInvalidEntrypoint)
-		}
+	args, err := shlex.Split(c.Entrypoint)
+	if err != nil || len(args) == 0 && !c.Interactive {
+		return Request{}, fmt.Errorf("container %s: entrypoint %q: %w", c.Name, c.Entrypoint, ErrInvalidEntrypoint)
 	}
 	if c.WorkingDir != "" && !filepath.IsAbs(c.WorkingDir) {
 		return Request{}, fmt.Errorf("container %s: working dir %q must be absolute: %w", c.Name, c.WorkingDir, ErrInvalidEntrypoint)
