@@ -265,4 +265,3 @@ func TestAddressStreams(t *testing.T) {
 		t.Error(err)
 	}
 }
-

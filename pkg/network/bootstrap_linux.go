@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -264,9 +265,12 @@ func (m *Module) ensureNDMZ(ctx context.Context) error {
 				}
 			}
 		}
-		return ndmzRuleset().apply(ctx)
+		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("ndmz: %w", err)
+	}
+	if err := m.syncNodeAddrs(ctx); err != nil {
 		return fmt.Errorf("ndmz: %w", err)
 	}
 	if !c.NDMZ4Address.IsValid() && c.DHCP {
@@ -300,4 +304,49 @@ func (m *Module) teardownNode(ctx context.Context) error {
 		return errors.Join(errs...)
 	}))
 	return errors.Join(errs...)
+}
+
+// nodeAddrs returns the node's own addresses: those of the zos bridge and
+// the public namespace's static ones.
+func (m *Module) nodeAddrs() ([]netip.Addr, error) {
+	var out []netip.Addr
+	err := m.inHost(func() error {
+		as, err := addrsOf(m.cfg.ZOSBridge)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().IsGlobalUnicast() {
+				out = append(out, ip.Unmap())
+			}
+		}
+		return nil
+	})
+	if p := m.cfg.Public; p != nil {
+		out = append(out, p.IPv4.Addr())
+		if p.IPv6.IsValid() {
+			out = append(out, p.IPv6.Addr())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), err
+}
+
+// syncNodeAddrs re-applies the ndmz ruleset when the node's own addresses
+// changed since the last time (always the first time).
+func (m *Module) syncNodeAddrs(ctx context.Context) error {
+	addrs, err := m.nodeAddrs()
+	if err != nil {
+		return err
+	}
+	m.nodeMu.Lock()
+	defer m.nodeMu.Unlock()
+	if m.nodeApplied && slices.Equal(addrs, m.nodeSeen) {
+		return nil
+	}
+	if err := netns.Do(m.names.ndmzNS(), func() error { return ndmzRuleset(addrs).apply(ctx) }); err != nil {
+		return err
+	}
+	m.nodeSeen, m.nodeApplied = addrs, true
+	return nil
 }

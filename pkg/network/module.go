@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"sync"
 
@@ -34,6 +35,10 @@ type Module struct {
 	ports  map[uint16]pkg.NetID // listen ports of stored resources; guarded by mu
 
 	watch *addrWatcher
+
+	nodeMu      sync.Mutex   // serialises ndmz ruleset updates
+	nodeSeen    []netip.Addr // node addresses in the ndmz ruleset; guarded by nodeMu
+	nodeApplied bool         // guarded by nodeMu
 }
 
 // New returns a module for cfg. id decrypts the WireGuard private keys of

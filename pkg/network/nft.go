@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"sigs.k8s.io/knftables"
 )
@@ -15,7 +16,13 @@ const nftTable = "zos"
 // nftRuleset is the desired content of the table: base chains and their
 // rules.
 type nftRuleset struct {
+	sets   []nftSet
 	chains []nftChain
+}
+
+type nftSet struct {
+	name, typ string
+	elems     []string
 }
 
 type nftChain struct {
@@ -48,11 +55,21 @@ func nrRuleset() nftRuleset {
 	}}
 }
 
-// ndmzRuleset is the ruleset of the ndmz namespace (spec §4.2), plus one
-// rule of ours: network resources (behind tonrs) may ping the ndmz but open
-// no connection to it, so no workload reaches a service of the node.
-func ndmzRuleset() nftRuleset {
-	return nftRuleset{chains: []nftChain{
+// ndmzRuleset is the ruleset of the ndmz namespace (spec §4.2), plus rules
+// of ours: network resources (behind tonrs) may ping the ndmz but open no
+// connection to it, and may not reach the node's own addresses (nodeAddrs:
+// the zos bridge's and the public namespace's), so no workload reaches a
+// service of the node.
+func ndmzRuleset(nodeAddrs []netip.Addr) nftRuleset {
+	var v4, v6 []string
+	for _, a := range nodeAddrs {
+		if a.Is4() {
+			v4 = append(v4, a.String())
+		} else {
+			v6 = append(v6, a.String())
+		}
+	}
+	return nftRuleset{sets: []nftSet{{"node4", "ipv4_addr", v4}, {"node6", "ipv6_addr", v6}}, chains: []nftChain{
 		{name: "postrouting", kind: knftables.NATType, hook: knftables.PostroutingHook, priority: knftables.SNATPriority,
 			rules: []string{
 				"ip6 saddr 200::/7 accept",
@@ -75,6 +92,8 @@ func ndmzRuleset() nftRuleset {
 				"ct state established,related accept",
 				"ct state invalid drop",
 				`iifname { "npub6", "npub4" } counter drop`,
+				`iifname "tonrs" ip daddr @node4 counter drop`,
+				`iifname "tonrs" ip6 daddr @node6 counter drop`,
 			}},
 	}}
 }
@@ -83,6 +102,13 @@ func ndmzRuleset() nftRuleset {
 func (rs nftRuleset) transaction(tx *knftables.Transaction) {
 	tx.Add(&knftables.Table{})
 	tx.Flush(&knftables.Table{})
+	for _, st := range rs.sets {
+		tx.Add(&knftables.Set{Name: st.name, Type: st.typ})
+		tx.Flush(&knftables.Set{Name: st.name, Type: st.typ})
+		for _, e := range st.elems {
+			tx.Add(&knftables.Element{Set: st.name, Key: []string{e}})
+		}
+	}
 	for _, c := range rs.chains {
 		kind, hook, prio := c.kind, c.hook, c.priority
 		tx.Add(&knftables.Chain{Name: c.name, Type: &kind, Hook: &hook, Priority: &prio})

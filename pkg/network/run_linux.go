@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -20,7 +21,7 @@ func (m *Module) Run(ctx context.Context) error {
 	if err := m.start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	m.watchNodeAddrs(ctx)
 	m.mu.Lock()
 	m.ready = false
 	m.mu.Unlock()
@@ -156,4 +157,37 @@ func (m *Module) Teardown(ctx context.Context) error {
 	}
 	errs = append(errs, m.teardownNode(ctx))
 	return errors.Join(errs...)
+}
+
+// watchNodeAddrs keeps the ndmz's list of node addresses current: on every
+// address event of the host namespace, and every SlowInterval, until ctx
+// ends.
+func (m *Module) watchNodeAddrs(ctx context.Context) {
+	events := make(chan netlink.AddrUpdate, 64)
+	h, err := openNS(m.cfg.HostNS)
+	if err == nil {
+		err = netlink.AddrSubscribeWithOptions(events, ctx.Done(), netlink.AddrSubscribeOptions{Namespace: &h})
+		h.Close()
+	}
+	if err != nil {
+		m.log.WarnContext(ctx, "host address events unavailable, polling", "err", err)
+		events = nil
+	}
+	t := time.NewTicker(m.cfg.SlowInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+		case <-t.C:
+		}
+		if err := m.syncNodeAddrs(ctx); err != nil && ctx.Err() == nil {
+			m.log.WarnContext(ctx, "update node addresses in ndmz", "err", err)
+		}
+	}
 }
