@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,6 +103,7 @@ type service struct {
 	rs        runState // what the state file says
 	done      bool     // a oneshot that ended, or a service in Failure: wait for start
 	kick      bool     // start asked while waiting to restart: skip the delay
+	spawning  bool     // between waitStartable and the end of spawn
 	forgotten bool
 	wake      chan struct{} // capacity 1: something changed for this service
 
@@ -127,18 +129,19 @@ type Manager struct {
 
 	outMu sync.Mutex // serialises writes to stdout
 
-	mu       sync.Mutex
-	services map[string]*service // guarded by mu
-	changed  chan struct{}       // guarded by mu; closed and replaced on every change
-	runCtx   context.Context     // guarded by mu; the lifetime of runners, nil before Run
-	shutting bool                // guarded by mu
-	endReq   error               // guarded by mu; ErrShutdown or ErrReboot once asked
-	loaded   chan struct{}       // closed once Run loaded the config directory
-	end      chan struct{}       // closed by Finish
-	endOnce  sync.Once
-	readers  map[*os.File]struct{} // guarded by mu; open output pipes
-	runners  sync.WaitGroup
-	pumps    sync.WaitGroup
+	mu          sync.Mutex
+	services    map[string]*service // guarded by mu
+	changed     chan struct{}       // guarded by mu; closed and replaced on every change
+	runCtx      context.Context     // guarded by mu; the lifetime of runners, nil before Run
+	shutting    bool                // guarded by mu
+	stateClosed bool                // guarded by mu; after Shutdown no state file is written
+	endReq      error               // guarded by mu; ErrShutdown or ErrReboot once asked
+	loaded      chan struct{}       // closed once Run loaded the config directory
+	end         chan struct{}       // closed by Finish
+	endOnce     sync.Once
+	readers     map[*os.File]struct{} // guarded by mu; open output pipes
+	runners     sync.WaitGroup
+	pumps       sync.WaitGroup
 }
 
 // New returns a Manager; it starts nothing. Service output goes to ring (a
@@ -257,9 +260,9 @@ func (m *Manager) persist(s *service) {
 	s.fileMu.Lock()
 	defer s.fileMu.Unlock()
 	m.mu.Lock()
-	rs, forgotten := s.rs, s.forgotten
+	rs, skip := s.rs, s.forgotten || m.stateClosed
 	m.mu.Unlock()
-	if forgotten {
+	if skip {
 		return
 	}
 	if err := writeState(m.cfg.StateDir, s.name, rs); err != nil {
@@ -545,7 +548,7 @@ func (m *Manager) Shutdown(ctx context.Context, reboot bool) error {
 		left := 0
 		var write []*service
 		for _, s := range m.services {
-			if s.proc != nil {
+			if s.proc != nil || s.spawning {
 				left++
 			}
 			if s.target == Down {
@@ -554,7 +557,7 @@ func (m *Manager) Shutdown(ctx context.Context, reboot bool) error {
 			// Stop s once nothing that depends on it still runs.
 			needed := false
 			for _, o := range m.services {
-				if o != s && o.proc != nil && slices.Contains(o.cfg.After, s.name) {
+				if o != s && (o.proc != nil || o.spawning) && slices.Contains(o.cfg.After, s.name) {
 					needed = true
 					break
 				}
@@ -578,10 +581,19 @@ func (m *Manager) Shutdown(ctx context.Context, reboot bool) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	// A clean end: the next zinit starts every service afresh.
+	m.mu.Lock()
+	m.stateClosed = true
+	services := slices.Collect(maps.Values(m.services))
+	m.mu.Unlock()
+	for _, s := range services {
+		s.fileMu.Lock() // after a write in flight; later ones see stateClosed
+		_ = removeState(m.cfg.StateDir, s.name)
+		s.fileMu.Unlock()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for name, s := range m.services {
-		_ = removeState(m.cfg.StateDir, name)
+	for _, s := range services {
 		m.closeOutputLocked(s, true)
 	}
 	return nil

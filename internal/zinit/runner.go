@@ -47,6 +47,7 @@ func (m *Manager) runService(ctx context.Context, s *service) {
 			p, err = m.spawn(s)
 			if err != nil {
 				m.mu.Lock()
+				s.spawning = false
 				m.log.Error("service not spawned", "service", s.name, "err", err)
 				m.setStateLocked(s, State{Failure, err.Error()})
 				if s.cfg.Oneshot {
@@ -94,6 +95,7 @@ func (m *Manager) waitStartable(ctx context.Context, s *service) bool {
 			ready, why := m.depsReadyLocked(s)
 			if ready {
 				s.kick = false
+				s.spawning = true
 				m.setStateLocked(s, State{Kind: Scheduled})
 				m.mu.Unlock()
 				return true
@@ -202,7 +204,7 @@ func (m *Manager) spawn(s *service) (*proc, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	s.proc = p
+	s.proc, s.spawning = p, false
 	s.rs = runState{Pid: p.pid, Start: p.start, Down: s.rs.Down}
 	m.log.Info("service spawned", "service", name, "pid", p.pid)
 	m.setStateLocked(s, State{Kind: Spawned})

@@ -267,17 +267,22 @@ func (c *Client) ctxDo(ctx context.Context, cmd string, args ...string) ([]strin
 func (c *Client) WaitStatus(ctx context.Context, service string, interval time.Duration, cond func(ServiceStatus) bool) (ServiceStatus, error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last ServiceStatus
 	for {
 		st, err := c.StatusContext(ctx, service)
 		if err != nil {
+			if ctx.Err() != nil {
+				return last, fmt.Errorf("service %s: waiting (last state %s, target %s): %w", service, last.State, last.Target, ctx.Err())
+			}
 			return st, err
 		}
 		if cond(st) {
 			return st, nil
 		}
+		last = st
 		select {
 		case <-ctx.Done():
-			return st, fmt.Errorf("service %s: waiting (state %s): %w", service, st.State, ctx.Err())
+			return st, fmt.Errorf("service %s: waiting (last state %s, target %s): %w", service, st.State, st.Target, ctx.Err())
 		case <-t.C:
 		}
 	}
