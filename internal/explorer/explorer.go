@@ -30,15 +30,16 @@ type Explorer struct {
 	now  func() time.Time
 	keys sync.Map // user id → ed25519.PublicKey
 
-	nodeLocks keyedMutex
-	retry     retryQueue
+	retry retryQueue
+	nodes nodeCache
 
 	// Set by Run.
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	st    *store
-	srv   *server.Server
-	ready chan struct{}
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	st     *store
+	ledger *ledger
+	srv    *server.Server
+	ready  chan struct{}
 	// guarded by mu
 	mu       sync.Mutex
 	httpAddr string
@@ -98,6 +99,7 @@ func (x *Explorer) Run(ctx context.Context) error {
 	if err := x.openStore(ctx); err != nil {
 		return err
 	}
+	x.ledger = newLedger(x.st.capacity)
 	if x.cfg.ReconcileOnStart {
 		if err := x.reconcile(ctx); err != nil {
 			return fmt.Errorf("reconcile: %w", err)

@@ -163,6 +163,13 @@ func newGrid(t testing.TB, r *running, nodes int, total gridtypes.Capacity) *gri
 // addNode connects, registers and reports capacity for a node with key sk,
 // and starts watching its deliveries.
 func (g *grid) addNode(t testing.TB, sk ed25519.PrivateKey, total gridtypes.Capacity) *testNode {
+	n := g.addIdleNode(t, sk, total)
+	n.watch(t)
+	return n
+}
+
+// addIdleNode is addNode without watching the deliveries.
+func (g *grid) addIdleNode(t testing.TB, sk ed25519.PrivateKey, total gridtypes.Capacity) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -177,9 +184,7 @@ func (g *grid) addNode(t testing.TB, sk ed25519.PrivateKey, total gridtypes.Capa
 	if err := c.ReportCapacity(ctx, explorer.CapacityReport{Total: total}); err != nil {
 		t.Fatalf("capacity: %v", err)
 	}
-	n := &testNode{sk: sk, c: c}
-	n.watch(t)
-	return n
+	return &testNode{sk: sk, c: c}
 }
 
 func (n *testNode) watch(t testing.TB) {

@@ -161,6 +161,7 @@ func (x *Explorer) Register(ctx context.Context, nodeID string, reg explorer.Reg
 		n.Location, n.Uptime, n.Updated, n.Deleted = reg.Location, reg.Uptime, now, false
 		return nil
 	})
+	x.nodes.forget(nodeID)
 	if err != nil {
 		return n, err
 	}
@@ -188,6 +189,7 @@ func (x *Explorer) updateNode(ctx context.Context, nodeID string, fn func(*gridt
 		n.Updated = now
 		return nil
 	})
+	x.nodes.forget(nodeID)
 	if errors.Is(err, explorer.ErrNotFound) {
 		return fmt.Errorf("node %s is not registered: %w", nodeID, err)
 	}

@@ -72,7 +72,7 @@ func (x *Explorer) CreateReservation(ctx context.Context, body []byte) (uint64, 
 	if err := r.Verify(key); err != nil {
 		return 0, err
 	}
-	node, err := x.Node(ctx, r.NodeID)
+	node, err := x.nodeRecord(ctx, r.NodeID)
 	if err != nil {
 		return 0, err
 	}
@@ -94,18 +94,27 @@ func (x *Explorer) CreateReservation(ctx context.Context, body []byte) (uint64, 
 
 	var undo revert.Stack
 	defer undo.Unwind()
-	id, err := x.claimHash(ctx, hash, r.NodeID)
-	if err != nil {
-		return id, err
+	// The replay guard (which gives the id) and the capacity reservation
+	// are independent: do both at once, undo whichever succeeded if the
+	// other failed.
+	reserved := make(chan error, 1)
+	go func() { reserved <- x.reserve(ctx, node, need) }()
+	id, claimErr := x.claimHash(ctx, hash, r.NodeID)
+	if reserveErr := <-reserved; reserveErr == nil {
+		undo.Push(func() { x.releaseCapacity(context.WithoutCancel(ctx), r.NodeID, need) })
+	} else if claimErr == nil {
+		claimErr = reserveErr
+		id = 0
+		undo.Push(func() { _ = x.st.replays.Delete(context.WithoutCancel(ctx), hash) })
+	} else if !errors.Is(claimErr, explorer.ErrReplay) {
+		claimErr = reserveErr
+	}
+	if claimErr != nil {
+		return id, claimErr
 	}
 	undo.Push(func() { _ = x.st.replays.Delete(context.WithoutCancel(ctx), hash) })
 	r.ID, r.Accepted = id, now.Unix()
 	rec := record{Reservation: r, Hash: hash, Held: need}
-
-	if err := x.reserve(ctx, node, need); err != nil {
-		return 0, err
-	}
-	undo.Push(func() { x.releaseCapacity(context.WithoutCancel(ctx), r.NodeID, need) })
 	if ip, ok := w.(*gridtypes.PublicIP); ok {
 		if err := x.takeFarmIP(ctx, node.FarmID, ip.IPAddress, id); err != nil {
 			return 0, err
@@ -162,21 +171,17 @@ func (x *Explorer) claimHash(ctx context.Context, hash, nodeID string) (uint64, 
 
 // reserve adds need to the node's reserved capacity if it fits.
 func (x *Explorer) reserve(ctx context.Context, n gridtypes.Node, need gridtypes.Capacity) error {
-	nodeID := n.NodeID
 	if need.IsZero() {
 		return nil
 	}
-	unlock := x.nodeLocks.lock(nodeID)
-	defer unlock()
-	_, err := updateJSON(ctx, x.st.capacity, nodeID, true, func(c *gridtypes.Capacity) error {
+	return x.ledger.update(ctx, n.NodeID, func(c *gridtypes.Capacity) error {
 		n.ReservedResources = *c
 		if free := n.Free(); !free.Fits(onNode(need)) {
-			return fmt.Errorf("reservation needs %s, node %s has %s free: %w", need, nodeID, free, explorer.ErrInsufficientCapacity)
+			return fmt.Errorf("reservation needs %s, node %s has %s free: %w", need, n.NodeID, free, explorer.ErrInsufficientCapacity)
 		}
 		*c = c.Add(need)
 		return nil
 	})
-	return err
 }
 
 // onNode is the part of c a node must have free: public IPv4 addresses
@@ -192,9 +197,7 @@ func (x *Explorer) releaseCapacity(ctx context.Context, nodeID string, c gridtyp
 	if c.IsZero() {
 		return
 	}
-	unlock := x.nodeLocks.lock(nodeID)
-	defer unlock()
-	_, err := updateJSON(ctx, x.st.capacity, nodeID, true, func(r *gridtypes.Capacity) error {
+	err := x.ledger.update(ctx, nodeID, func(r *gridtypes.Capacity) error {
 		*r = r.Sub(c)
 		return nil
 	})
@@ -453,25 +456,47 @@ func decodeStored[T any](b []byte) (T, error) {
 	return v, nil
 }
 
-// deliver publishes r on its node's subject. The message id makes
-// republishing idempotent within the stream's duplicate window, and a node
-// de-duplicates by id anyway. A failed publish is retried in the
-// background: the reservation is already accepted.
+// deliver publishes r on its node's subject without waiting: the
+// reservation is already accepted, so a failed publish is retried in the
+// background (and at start). The message id makes republishing idempotent
+// within the stream's duplicate window, and a node de-duplicates by id.
 func (x *Explorer) deliver(ctx context.Context, r *gridtypes.Reservation) {
-	if err := x.publish(ctx, r); err != nil {
-		x.log.WarnContext(ctx, "delivery failed, retrying", "id", r.ID, "node", r.NodeID, "error", err)
-		x.retry.add(r)
+	m, err := deliveryMsg(r)
+	if err == nil {
+		var f jetstream.PubAckFuture
+		if f, err = x.js.PublishMsgAsync(m); err == nil {
+			go func() {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					x.log.WarnContext(ctx, "delivery failed, retrying", "id", r.ID, "node", r.NodeID, "error", err)
+					x.retry.add(r)
+				}
+			}()
+			return
+		}
 	}
+	x.log.WarnContext(ctx, "delivery failed, retrying", "id", r.ID, "node", r.NodeID, "error", err)
+	x.retry.add(r)
 }
 
-func (x *Explorer) publish(ctx context.Context, r *gridtypes.Reservation) error {
+func deliveryMsg(r *gridtypes.Reservation) (*nats.Msg, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("reservation %d: %w", r.ID, err)
+		return nil, fmt.Errorf("reservation %d: %w", r.ID, err)
 	}
 	m := nats.NewMsg(explorer.DeliverySubject(r.NodeID))
 	m.Data = b
 	m.Header.Set(explorer.MsgIDHeader, strconv.FormatUint(r.ID, 10)+"-"+r.NextAction.String())
+	return m, nil
+}
+
+// publish publishes r and waits for the stream's acknowledgement.
+func (x *Explorer) publish(ctx context.Context, r *gridtypes.Reservation) error {
+	m, err := deliveryMsg(r)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err = x.js.PublishMsg(ctx, m, jetstream.WithRetryAttempts(5), jetstream.WithRetryWait(200*time.Millisecond))
@@ -514,6 +539,7 @@ func (x *Explorer) reconcile(ctx context.Context) error {
 		if _, err := putJSON(ctx, x.st.capacity, node, c); err != nil {
 			return err
 		}
+		x.ledger.forget(node)
 	}
 	for _, r := range redeliver {
 		x.deliver(ctx, r)
