@@ -137,7 +137,7 @@ func (s *Server) execute(ctx context.Context, req proto.Request) (result, error)
 		var b strings.Builder
 		vals := map[string]string{}
 		for _, i := range s.m.List() {
-			fmt.Fprintf(&b, "%s: %s\n", i.Name, yamlScalar(i.State.String()))
+			fmt.Fprintf(&b, "%s: %s\n", yamlScalar(i.Name), yamlScalar(i.State.String()))
 			vals[i.Name] = i.State.String()
 		}
 		return result{text: b.String(), value: vals}, nil
@@ -194,12 +194,12 @@ func (s *Server) execute(ctx context.Context, req proto.Request) (result, error)
 
 func statusResult(st Status) result {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: %s\npid: %d\nstate: %s\ntarget: %s\n", st.Name, st.Pid, yamlScalar(st.State.String()), st.Target)
+	fmt.Fprintf(&b, "name: %s\npid: %d\nstate: %s\ntarget: %s\n", yamlScalar(st.Name), st.Pid, yamlScalar(st.State.String()), st.Target)
 	after := map[string]string{}
 	if len(st.After) > 0 {
 		b.WriteString("after:\n")
 		for _, d := range st.After {
-			fmt.Fprintf(&b, " - %s: %s\n", d.Name, yamlScalar(d.State.String()))
+			fmt.Fprintf(&b, " - %s: %s\n", yamlScalar(d.Name), yamlScalar(d.State.String()))
 			after[d.Name] = d.State.String()
 		}
 	}

@@ -24,6 +24,7 @@ const (
 
 var kindNames = [...]string{"Unknown", "Blocked", "Scheduled", "Spawned", "Running", "Success", "Error", "TestError", "Failure"}
 
+// String returns the name the original zinit prints.
 func (k StateKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -38,6 +39,7 @@ type State struct {
 	Reason string
 }
 
+// String returns the state as zinit prints it.
 func (s State) String() string {
 	if s.Reason == "" {
 		return s.Kind.String()
@@ -64,6 +66,7 @@ const (
 	Up   Target = true
 )
 
+// String returns "Up" or "Down".
 func (t Target) String() string {
 	if t {
 		return "Up"

@@ -111,6 +111,10 @@ func TestYAMLScalar(t *testing.T) {
 		"Running":                    "Running",
 		"Error(Exited(Pid(12), 1))":  "Error(Exited(Pid(12), 1))",
 		`Failure(exec "x": missing)`: `'Failure(exec "x": missing)'`,
+		"zdb@pool-1":                 "zdb@pool-1",
+		"123":                        `"123"`,
+		"null":                       `"null"`,
+		"@x":                         `'@x'`,
 	} {
 		if got := yamlScalar(in); got != want {
 			t.Errorf("yamlScalar(%q) = %q, want %q", in, got, want)

@@ -81,6 +81,7 @@ func (s *ServiceState) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML implements yaml.Marshaler.
 func (s ServiceState) MarshalYAML() (any, error) { return s.String(), nil }
 
+// String returns the state in lower case, with its reason in parentheses.
 func (s ServiceState) String() string {
 	if s.reason == "" {
 		return string(s.State())

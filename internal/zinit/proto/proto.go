@@ -67,6 +67,7 @@ type Error struct {
 	Msg  string
 }
 
+// Error returns the text as zinit sends it.
 func (e *Error) Error() string { return e.Msg }
 
 // Unwrap returns the sentinel.

@@ -16,13 +16,13 @@ package zinittest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -258,13 +258,11 @@ func (d *Daemon) ServicePids() map[string]int {
 		if err != nil {
 			continue
 		}
-		if i := strings.Index(string(b), `"pid":`); i >= 0 {
-			s := string(b[i+6:])
-			if j := strings.IndexAny(s, ",}"); j >= 0 {
-				if pid, err := strconv.Atoi(s[:j]); err == nil && pid > 0 {
-					out[name] = pid
-				}
-			}
+		var st struct {
+			Pid int `json:"pid"`
+		}
+		if json.Unmarshal(b, &st) == nil && st.Pid > 0 {
+			out[name] = st.Pid
 		}
 	}
 	return out
