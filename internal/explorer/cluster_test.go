@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	if c := os.Getenv(childEnv); c != "" {
 		os.Exit(runChildServer(c))
 	}
+	if c := os.Getenv(explorerChildEnv); c != "" {
+		os.Exit(runChildExplorer(c))
+	}
 	os.Exit(m.Run())
 }
 
