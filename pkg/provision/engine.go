@@ -114,6 +114,10 @@ type Config struct {
 	// VerifySignatures makes the node check the owner's signature and the
 	// signature quorum itself (the original trusted the explorer).
 	VerifySignatures bool
+	// Observe, when set, is called each time a reservation reaches
+	// StateDeployed or StateFailed for the first time, with the time since
+	// it was received (metrics).
+	Observe func(t gridtypes.WorkloadType, s State, latency time.Duration)
 }
 
 // DefaultConfig returns the engine's defaults; NodeID and Key must be set.
@@ -329,7 +333,8 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 		return err
 	}
 
-	rec := &Record{Reservation: r, Name: r.GWID(), State: StateDeploying, Updated: e.now().Unix()}
+	now := e.now()
+	rec := &Record{Reservation: r, Name: r.GWID(), State: StateDeploying, Updated: now.Unix(), Received: now.UnixNano()}
 	if err := e.validate(ctx, r); err != nil {
 		return e.failLocked(ctx, rec, err)
 	}
@@ -501,6 +506,7 @@ func (e *Engine) failLocked(ctx context.Context, rec *Record, cause error) error
 		return err
 	}
 	e.log.WarnContext(ctx, "reservation failed", "id", rec.ID(), "type", string(rec.Reservation.Type), "err", cause)
+	e.observe(rec)
 	e.startReport(rec.ID())
 	return nil
 }
@@ -563,6 +569,12 @@ func (e *Engine) requestDelete(ctx context.Context, r *gridtypes.Reservation) er
 	e.log.InfoContext(ctx, "reservation deleting", "id", r.ID, "name", rec.Name)
 	e.startDelete(r.ID)
 	return nil
+}
+
+func (e *Engine) observe(rec *Record) {
+	if e.cfg.Observe != nil && rec.Received != 0 {
+		e.cfg.Observe(rec.Reservation.Type, rec.State, e.now().Sub(time.Unix(0, rec.Received)))
+	}
 }
 
 // DecommissionCached implements pkg.Provision: it removes the workload whose

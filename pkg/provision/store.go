@@ -54,6 +54,9 @@ type Record struct {
 	LastError string `json:"last_error,omitempty"`
 	// Updated is the unix time of the last state change.
 	Updated int64 `json:"updated"`
+	// Received is when the node accepted the reservation (unix
+	// nanoseconds); provision latency is measured from it.
+	Received int64 `json:"received,omitempty"`
 	// ReplacedBy is set on a record superseded by an update.
 	ReplacedBy uint64 `json:"replaced_by,omitempty"`
 }

@@ -207,6 +207,7 @@ func (e *Engine) deployedLocked(ctx context.Context, rec *Record, data any) erro
 		return nil
 	}
 	res.Sign(e.cfg.Key)
+	first := rec.State == StateDeploying
 	rec.State = StateDeployed
 	rec.Result = res
 	rec.Reported = false
@@ -217,6 +218,9 @@ func (e *Engine) deployedLocked(ctx context.Context, rec *Record, data any) erro
 		return err
 	}
 	e.log.InfoContext(ctx, "reservation deployed", "id", rec.ID(), "type", string(rec.Reservation.Type), "name", rec.Name)
+	if first {
+		e.observe(rec)
+	}
 	e.startReport(rec.ID())
 	return nil
 }

@@ -156,12 +156,12 @@ func pubIPTable(name string) string { return "r-" + name }
 func (r PubIPRules) transaction(tx *knftables.Transaction) {
 	tx.Add(&knftables.Table{})
 	tx.Flush(&knftables.Table{})
+	tx.Add(&knftables.Chain{Name: "check"})
 	typ, prio := knftables.FilterType, knftables.FilterPriority
 	for _, hook := range []knftables.BaseChainHook{knftables.ForwardHook, knftables.InputHook} {
 		tx.Add(&knftables.Chain{Name: string(hook), Type: &typ, Hook: &hook, Priority: &prio})
 		tx.Add(&knftables.Rule{Chain: string(hook), Rule: knftables.Concat("iifname", `"`+r.Tap()+`"`, "jump check")})
 	}
-	tx.Add(&knftables.Chain{Name: "check"})
 	mac := r.MAC.String()
 	v6 := "::, fe80::/64"
 	if r.IPv6.IsValid() {

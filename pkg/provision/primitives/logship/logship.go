@@ -90,16 +90,10 @@ type Shipper struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	queue  []entry       // guarded by mu; oldest first
-	seq    uint64        // guarded by mu; number of the next line
+	queue  []string      // guarded by mu; oldest first
 	signal chan struct{} // one token when the queue got a line
 
 	shipped, dropped atomic.Uint64
-}
-
-type entry struct {
-	seq  uint64
-	line string
 }
 
 // New returns a shipper; it starts nothing.
@@ -158,8 +152,7 @@ func (s *Shipper) push(line string) {
 		s.queue = s.queue[1:]
 		s.dropped.Add(1)
 	}
-	s.queue = append(s.queue, entry{seq: s.seq, line: line})
-	s.seq++
+	s.queue = append(s.queue, line)
 	s.mu.Unlock()
 	select {
 	case s.signal <- struct{}{}:
@@ -167,30 +160,37 @@ func (s *Shipper) push(line string) {
 	}
 }
 
-func (s *Shipper) peek() (entry, bool) {
+// take removes the oldest line from the queue.
+func (s *Shipper) take() (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.queue) == 0 {
-		return entry{}, false
+		return "", false
 	}
-	return s.queue[0], true
+	line := s.queue[0]
+	s.queue[0] = ""
+	s.queue = s.queue[1:]
+	return line, true
 }
 
-// pop removes the line e, unless it was dropped meanwhile.
-func (s *Shipper) pop(e entry) {
+// requeue puts back a line that could not be published, in front, unless
+// newer lines filled the queue meanwhile (then it is dropped).
+func (s *Shipper) requeue(line string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) > 0 && s.queue[0].seq == e.seq {
-		s.queue[0] = entry{}
-		s.queue = s.queue[1:]
+	if len(s.queue) >= s.cfg.Buffer {
+		s.dropped.Add(1)
+		return
 	}
+	s.queue = append([]string{line}, s.queue...)
 }
 
-// publish sends the queued lines in order; a failed line is retried.
+// publish sends the queued lines in order; a failed line is retried
+// (first, unless newer lines filled the queue meanwhile).
 func (s *Shipper) publish(ctx context.Context) {
 	delay := s.cfg.RetryMin
 	for {
-		e, ok := s.peek()
+		line, ok := s.take()
 		if !ok {
 			select {
 			case <-ctx.Done():
@@ -200,14 +200,14 @@ func (s *Shipper) publish(ctx context.Context) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-		err := s.pub.Publish(pctx, s.cfg.Channel, e.line)
+		err := s.pub.Publish(pctx, s.cfg.Channel, line)
 		cancel()
 		if err == nil {
-			s.pop(e)
 			s.shipped.Add(1)
 			delay = s.cfg.RetryMin
 			continue
 		}
+		s.requeue(line)
 		if ctx.Err() != nil {
 			return
 		}
