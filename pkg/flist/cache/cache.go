@@ -70,6 +70,8 @@ type Cache struct {
 	log      *slog.Logger
 	group    singleflight.Group
 	verified sync.Map // hex id -> struct{}
+	prefetch chan struct{}
+	wg       sync.WaitGroup
 
 	hits, fetches, fetchErrors, corrupt atomic.Int64
 }
@@ -79,8 +81,36 @@ func New(cfg Config, st store.Store, codec block.Codec, log *slog.Logger) (*Cach
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Cache{cfg: cfg, store: st, codec: codec, log: log}, nil
+	return &Cache{cfg: cfg, store: st, codec: codec, log: log, prefetch: make(chan struct{}, 4)}, nil
 }
+
+// Prefetch fetches b in the background when it is not cached and fewer
+// than four prefetches run; errors are left to the read that needs the
+// block.
+func (c *Cache) Prefetch(b block.Block) {
+	h := hex.EncodeToString(b.ID)
+	if _, ok := c.verified.Load(h); ok {
+		return
+	}
+	if _, err := os.Stat(Path(c.cfg.Dir, b.ID)); err == nil {
+		return
+	}
+	select {
+	case c.prefetch <- struct{}{}:
+	default:
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer func() { <-c.prefetch; c.wg.Done() }()
+		if f, err := c.Open(context.Background(), b); err == nil {
+			f.Close()
+		}
+	}()
+}
+
+// Close waits for the prefetches in flight.
+func (c *Cache) Close() { c.wg.Wait() }
 
 // Path returns where the plain content of block id is cached.
 func Path(dir string, id []byte) string {

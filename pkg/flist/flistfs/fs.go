@@ -2,6 +2,7 @@ package flistfs
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"sort"
@@ -23,6 +24,8 @@ type tree struct {
 	cache *cache.Cache
 	log   *slog.Logger
 	ttl   time.Duration
+	// passthrough lets the kernel read fully cached files directly
+	passthrough bool
 }
 
 // node is one inode of the flist. Directories load their listing on first
@@ -233,9 +236,48 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if chunk <= 0 {
 		chunk = block.ChunkSize
 	}
-	h := &handle{t: n.t, in: n.in, blocks: blocks, chunk: chunk}
-	// contents never change: let the kernel keep its page cache
+	h := &handle{t: n.t, in: n.in, blocks: blocks, chunk: chunk, last: -1, backing: n.t.backing(ctx, n.in, blocks, chunk)}
+	// contents never change: let the kernel keep its page cache (a
+	// passthrough open uses the backing file's cache instead)
 	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// backing returns a cached file holding the whole content of in, for the
+// kernel to read directly (FUSE passthrough): the cached block of a
+// one-block file, or the file assembled by reflink from its cached
+// blocks. Nil when a block is not cached yet, or passthrough is off.
+func (t *tree) backing(ctx context.Context, in format.Inode, blocks []block.Block, chunk int64) *os.File {
+	if !t.passthrough || len(blocks) == 0 || in.Size == 0 {
+		return nil
+	}
+	if len(blocks) == 1 {
+		f, ok := t.cache.Peek(blocks[0])
+		if !ok {
+			return nil
+		}
+		if st, err := f.Stat(); err != nil || st.Size() != int64(in.Size) {
+			f.Close()
+			return nil
+		}
+		return f
+	}
+	f, err := t.cache.Assemble(ctx, blocks, chunk, int64(in.Size))
+	if err != nil {
+		if !errors.Is(err, cache.ErrIncomplete) && !errors.Is(err, cache.ErrNoReflink) {
+			t.log.Warn("assemble cached file", "ino", in.Ino, "name", in.Name, "err", err)
+		}
+		return nil
+	}
+	return f
+}
+
+// PassthroughFd implements fs.FilePassthroughFder: reads of a fully
+// cached file go from the kernel straight to the cache file.
+func (h *handle) PassthroughFd() (int, bool) {
+	if h.backing == nil {
+		return 0, false
+	}
+	return int(h.backing.Fd()), true
 }
 
 // handle is an open regular file. It keeps the block files it read last
@@ -246,9 +288,12 @@ type handle struct {
 	in     format.Inode
 	blocks []block.Block
 	chunk  int64
+	// backing, when set, holds the whole content for passthrough
+	backing *os.File
 
 	mu   sync.Mutex
 	open []*blockRef // guarded by mu; most recent first, at most keepOpen
+	last int         // guarded by mu; the block read last
 }
 
 const keepOpen = 2
@@ -262,6 +307,13 @@ type blockRef struct {
 
 func (h *handle) acquire(ctx context.Context, idx int) (*blockRef, error) {
 	h.mu.Lock()
+	if idx == h.last+1 {
+		// sequential reading: fetch the next blocks while this one is used
+		for next := idx + 1; next <= idx+2 && next < len(h.blocks); next++ {
+			h.t.cache.Prefetch(h.blocks[next])
+		}
+	}
+	h.last = idx
 	for _, r := range h.open {
 		if r.idx == idx {
 			r.refs++
@@ -353,5 +405,9 @@ func (h *handle) Release(context.Context) syscall.Errno {
 		}
 	}
 	h.open = nil
+	if h.backing != nil {
+		h.backing.Close()
+		h.backing = nil
+	}
 	return 0
 }

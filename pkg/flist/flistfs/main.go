@@ -31,6 +31,7 @@ func Main(args []string) int {
 	logFile := fl.String("log", "", "log file (appended; stderr always)")
 	fl.DurationVar(&cfg.FetchTimeout, "fetch-timeout", cfg.FetchTimeout, "timeout of one block fetch")
 	fl.DurationVar(&cfg.TTL, "ttl", cfg.TTL, "kernel cache time of entries and attributes")
+	fl.BoolVar(&cfg.NoPassthrough, "no-passthrough", false, "serve every read through the server, even of fully cached files")
 	fl.BoolVar(&cfg.Debug, "debug", false, "log every FUSE request")
 	if err := fl.Parse(args); err != nil {
 		return 2

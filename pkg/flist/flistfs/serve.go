@@ -64,6 +64,9 @@ type Config struct {
 	FetchTimeout time.Duration
 	// TTL is how long the kernel may cache entries and attributes.
 	TTL time.Duration
+	// NoPassthrough turns off FUSE passthrough of fully cached files
+	// (every read then goes through the server).
+	NoPassthrough bool
 	// Debug logs every FUSE request.
 	Debug bool
 }
@@ -120,11 +123,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	rootIn, err := r.Root(ctx)
 	if err != nil {
 		return err
 	}
-	t := &tree{r: r, cache: c, log: log, ttl: cfg.TTL}
+	t := &tree{r: r, cache: c, log: log, ttl: cfg.TTL, passthrough: !cfg.NoPassthrough}
 
 	fuseDir := cfg.Target
 	if cfg.Backend != "" {
