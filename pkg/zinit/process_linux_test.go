@@ -23,8 +23,17 @@ func TestDependencyOrderAndTestGate(t *testing.T) {
 	dir := testutil.TempDir(t)
 	ready := filepath.Join(dir, "ready")
 	a, b, c := testutil.Name(t, "a"), testutil.Name(t, "b"), testutil.Name(t, "c")
-	add(t, cl, c, zinit.InitService{Exec: fmt.Sprintf("sh -c %s", shq(stampCmd(filepath.Join(dir, "c"))+"; exec sleep 100")), After: []string{b}})
-	add(t, cl, b, zinit.InitService{Exec: fmt.Sprintf("sh -c %s", shq(stampCmd(filepath.Join(dir, "b"))+"; exec sleep 100")), After: []string{a}})
+	// b and c are Running once they wrote their start time (their test).
+	stamped := func(name string, after string) zinit.InitService {
+		path := filepath.Join(dir, name)
+		return zinit.InitService{
+			Exec:  fmt.Sprintf("sh -c %s", shq(stampCmd(path)+"; exec sleep 100")),
+			Test:  "test -s " + path,
+			After: []string{after},
+		}
+	}
+	add(t, cl, c, stamped("c", b))
+	add(t, cl, b, stamped("b", a))
 	add(t, cl, a, zinit.InitService{Exec: "sleep 100", Test: "test -f " + ready})
 
 	waitState(t, cl, a, zinit.ServiceStateSpawned)
@@ -46,10 +55,6 @@ func TestDependencyOrderAndTestGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, cl, c, zinit.ServiceStateRunning)
-	testutil.WaitFor(t, 5*time.Second, "c's stamp", func() error {
-		_, err := os.Stat(filepath.Join(dir, "c"))
-		return err
-	})
 	tb, tc := readTimes(t, filepath.Join(dir, "b")), readTimes(t, filepath.Join(dir, "c"))
 	if len(tb) != 1 || len(tc) != 1 || tc[0].Before(tb[0]) {
 		t.Fatalf("start times b=%v c=%v: want one each, c after b", tb, tc)
@@ -137,7 +142,11 @@ func TestForget(t *testing.T) {
 	testutil.CheckLeaks(t)
 	cl, _ := zinittest.StartWith(t, zinittest.Options{StopTimeout: 3 * time.Second})
 	name := testutil.Name(t, "fgt")
-	add(t, cl, name, zinit.InitService{Exec: `sh -c "trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.1; done"`})
+	ready := filepath.Join(testutil.TempDir(t), "trapped")
+	add(t, cl, name, zinit.InitService{
+		Exec: fmt.Sprintf(`sh -c "trap 'sleep 0.5; exit 0' TERM; touch %s; while :; do sleep 0.1; done"`, ready),
+		Test: "test -e " + ready, // Running once the trap is set
+	})
 	waitState(t, cl, name, zinit.ServiceStateRunning)
 	if err := cl.Forget(name); !errors.Is(err, zinit.ErrTargetNotDown) {
 		t.Fatalf("forget with target up: %v", err)
