@@ -14,10 +14,11 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
 
 	"github.com/zos-go/zos/internal/explorer"
+	"github.com/zos-go/zos/pkg/flist/store"
+	"github.com/zos-go/zos/pkg/hub"
 )
 
 func main() {
@@ -28,7 +29,7 @@ func main() {
 
 func rootCmd() *cobra.Command {
 	cfg := explorer.DefaultConfig()
-	var userSeedFile, issuerSeedFile, logLevel string
+	var userSeedFile, issuerSeedFile, logLevel, hubDir, hubBlocks string
 	cmd := &cobra.Command{
 		Use:           "explorer",
 		Short:         "zos grid registry (explorer) on NATS JetStream",
@@ -47,9 +48,11 @@ func rootCmd() *cobra.Command {
 			if cfg.NATS.IssuerSeed, err = readSeed(issuerSeedFile); err != nil {
 				return err
 			}
-			// TODO(hub): mount pkg/hub's handler here once it exists.
-			x, err := explorer.New(cfg, nil, log)
+			x, err := explorer.New(cfg, log)
 			if err != nil {
+				return err
+			}
+			if err := mountHub(x, cfg, hubDir, hubBlocks, log); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -70,8 +73,36 @@ func rootCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "unacknowledged deliveries per node (1: strictly ordered)")
 	f.BoolVar(&cfg.ReconcileOnStart, "reconcile", cfg.ReconcileOnStart, "redeliver pending reservations and recompute capacity at start")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&hubDir, "hub-dir", "", "flist hub directory (default <data-dir>/hub; \"off\" disables the hub)")
+	f.StringVar(&hubBlocks, "hub-blocks", "", "block store of the hub (default dir://<hub-dir>/blocks; zdb://host:port/ns...)")
 	cmd.AddCommand(natsConfigCmd())
 	return cmd
+}
+
+// mountHub serves the flist hub under /hub/ of the explorer, with the
+// explorer's users as the hub's users.
+func mountHub(x *explorer.Explorer, cfg explorer.Config, dir, blocks string, log *slog.Logger) error {
+	if dir == "off" {
+		return nil
+	}
+	if dir == "" {
+		dir = filepath.Join(cfg.NATS.DataDir, "hub")
+	}
+	if blocks == "" {
+		blocks = "dir://" + filepath.Join(dir, "blocks")
+	}
+	bs, err := store.Open(blocks, store.Options{})
+	if err != nil {
+		return fmt.Errorf("hub blocks: %w", err)
+	}
+	hc := hub.DefaultConfig()
+	hc.Dir, hc.Blocks, hc.Keys = filepath.Join(dir, "flists"), bs, x.HubKeys()
+	h, err := hub.New(hc, log.With("component", "hub"))
+	if err != nil {
+		return err
+	}
+	x.SetHub(h)
+	return nil
 }
 
 func readSeed(path string) (string, error) {
@@ -83,51 +114,4 @@ func readSeed(path string) (string, error) {
 		return "", fmt.Errorf("seed: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// natsConfigCmd creates the explorer's NATS keys (when absent) and prints
-// the server configuration an external cluster needs.
-func natsConfigCmd() *cobra.Command {
-	var dir string
-	cmd := &cobra.Command{
-		Use:   "nats-config",
-		Short: "create the explorer's NATS keys and print the nats-server settings for an external cluster",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			user, err := loadOrCreate(filepath.Join(dir, "explorer-user.nk"), nkeys.CreateUser)
-			if err != nil {
-				return err
-			}
-			issuer, err := loadOrCreate(filepath.Join(dir, "explorer-issuer.nk"), nkeys.CreateAccount)
-			if err != nil {
-				return err
-			}
-			up, _ := user.PublicKey()
-			ip, _ := issuer.PublicKey()
-			fmt.Fprint(cmd.OutOrStdout(), explorer.ServerConfig(up, ip))
-			fmt.Fprintf(cmd.ErrOrStderr(), "run: explorer --nats nats://host:4222 --replicas 3 --nats-user-seed %s --nats-issuer-seed %s\n",
-				filepath.Join(dir, "explorer-user.nk"), filepath.Join(dir, "explorer-issuer.nk"))
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&dir, "dir", ".", "directory of the seed files")
-	return cmd
-}
-
-func loadOrCreate(path string, create func() (nkeys.KeyPair, error)) (nkeys.KeyPair, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return nkeys.FromSeed([]byte(strings.TrimSpace(string(b))))
-	}
-	kp, err := create()
-	if err != nil {
-		return nil, err
-	}
-	seed, err := kp.Seed()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("seed file: %w", err)
-	}
-	return kp, nil
 }

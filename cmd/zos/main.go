@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zos-go/zos/pkg/explorer"
+	"github.com/zos-go/zos/pkg/flist/flistcli"
 	"github.com/zos-go/zos/pkg/gridtypes"
 )
 
@@ -119,7 +120,6 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused input,
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each explorer request")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
-	root.AddCommand(identityCmd(a), farmCmd(a), nodeCmd(a), deployCmd(a), getCmd(a), deleteCmd(a), signCmd(a))
-	// TODO(flist): root.AddCommand(flistcli.NewCommand()) once pkg/flist/flistcli exists.
+	root.AddCommand(identityCmd(a), farmCmd(a), nodeCmd(a), deployCmd(a), getCmd(a), deleteCmd(a), signCmd(a), flistcli.NewCommand())
 	return root
 }

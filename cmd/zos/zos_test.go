@@ -43,7 +43,7 @@ func startTestExplorer(t *testing.T) *iexplorer.Explorer {
 	cfg.NATS.DataDir = testutil.TempDir(t)
 	cfg.NATS.Listen = "127.0.0.1:0"
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	x, err := iexplorer.New(cfg, nil, log)
+	x, err := iexplorer.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

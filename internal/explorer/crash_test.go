@@ -40,7 +40,7 @@ func runChildExplorer(c string) int {
 	conf.NATS.DataDir = cfg.DataDir
 	conf.NATS.Listen = fmt.Sprintf("127.0.0.1:%d", cfg.NATSPort)
 	conf.AckWait = 2 * time.Second
-	x, err := New(conf, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	x, err := New(conf, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

@@ -2,6 +2,7 @@ package explorer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/zos-go/zos/pkg/explorer"
 	"github.com/zos-go/zos/pkg/gridtypes"
+	"github.com/zos-go/zos/pkg/hub"
 )
 
 // ErrStart is wrapped when the explorer cannot start.
@@ -46,13 +49,41 @@ type Explorer struct {
 	natsURL  string
 }
 
-// New returns an explorer; hub, when not nil, is mounted under /hub/ (the
-// flist hub). New starts nothing: see Run.
-func New(cfg Config, hub http.Handler, log *slog.Logger) (*Explorer, error) {
+// New returns an explorer. New starts nothing: see Run.
+func New(cfg Config, log *slog.Logger) (*Explorer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Explorer{cfg: cfg, log: log, hub: hub, now: time.Now, ready: make(chan struct{})}, nil
+	return &Explorer{cfg: cfg, log: log, now: time.Now, ready: make(chan struct{})}, nil
+}
+
+// SetHub mounts the flist hub under /hub/ (call before Run). The hub finds
+// its users' keys with HubKeys.
+func (x *Explorer) SetHub(h http.Handler) { x.hub = h }
+
+// HubKeys resolves hub user names to the keys of the explorer's users
+// (pkg/hub Keys); it works while Run serves.
+func (x *Explorer) HubKeys() HubKeys { return HubKeys{x} }
+
+// HubKeys implements pkg/hub.Keys on the explorer's user registry.
+type HubKeys struct{ x *Explorer }
+
+// UserKey returns the public key of the user called name, or an error
+// wrapping hub.ErrUnknownUser.
+func (k HubKeys) UserKey(ctx context.Context, name string) (ed25519.PublicKey, error) {
+	select {
+	case <-k.x.ready:
+	default:
+		return nil, fmt.Errorf("user %q: explorer not serving: %w", name, explorer.ErrUnavailable)
+	}
+	u, err := k.x.UserByName(ctx, name)
+	if errors.Is(err, explorer.ErrNotFound) {
+		return nil, fmt.Errorf("user %q: %w", name, hub.ErrUnknownUser)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return u.Key()
 }
 
 // Ready is closed once Run serves HTTP and NATS.

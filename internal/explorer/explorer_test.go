@@ -5,13 +5,18 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zos-go/zos/internal/testutil"
 	"github.com/zos-go/zos/pkg/explorer"
+	blockstore "github.com/zos-go/zos/pkg/flist/store"
 	"github.com/zos-go/zos/pkg/gridtypes"
+	"github.com/zos-go/zos/pkg/hub"
 )
 
 func TestReservationLifecycle(t *testing.T) {
@@ -344,5 +349,42 @@ func TestExplorerRestartLosesNothing(t *testing.T) {
 	}
 	if _, err := r2.client.UserByName(ctx, "alice"); err != nil {
 		t.Fatalf("user lost: %v", err)
+	}
+}
+
+func TestHubMountedWithExplorerUsers(t *testing.T) {
+	dir := testutil.TempDir(t)
+	var x *Explorer
+	r := startExplorer(t, testutil.TempDir(t), 0, nil)
+	x = r.x
+	// Before Run, HubKeys answer unavailable; here it runs.
+	bs, err := blockstore.Open("dir://"+filepath.Join(dir, "blocks"), blockstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := hub.DefaultConfig()
+	hc.Dir, hc.Blocks, hc.Keys = filepath.Join(dir, "flists"), bs, x.HubKeys()
+	h, err := hub.New(hc, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.SetHub(h)
+	srv := httptest.NewServer(x.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/hub/api/flist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("hub under /hub/: %s", resp.Status)
+	}
+	id, sk := createUser(t, r.client, "carol")
+	k, err := x.HubKeys().UserKey(context.Background(), "carol")
+	if err != nil || !k.Equal(sk.Public()) {
+		t.Fatalf("hub key of user %d: %v", id, err)
+	}
+	if _, err := x.HubKeys().UserKey(context.Background(), "nobody"); !errors.Is(err, hub.ErrUnknownUser) {
+		t.Fatalf("unknown hub user: %v", err)
 	}
 }

@@ -65,7 +65,7 @@ func startExplorer(t testing.TB, dir string, natsPort int, mod func(*Config)) *r
 	if mod != nil {
 		mod(&cfg)
 	}
-	x, err := New(cfg, nil, testLog(t))
+	x, err := New(cfg, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
