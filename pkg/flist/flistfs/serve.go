@@ -13,6 +13,11 @@
 // the subvolume, survives. It writes its pid file and logs "mount ready"
 // once the target is usable, and on SIGTERM unmounts and removes the pid
 // file.
+//
+// Both mounts are nodev: device nodes of an flist show their type and
+// numbers but cannot be opened. Set-uid bits stay effective (container root
+// filesystems need them); the Flister keeps host users out of its mount
+// directory.
 package flistfs
 
 import (
@@ -235,7 +240,9 @@ func mountOverlay(backend, target string, root format.Inode) error {
 		return fmt.Errorf("flistfs: %w", err)
 	}
 	defer os.Chdir(cwd)
-	if err := unix.Mount("overlay", target, "overlay", unix.MS_NOATIME, "lowerdir=ro,upperdir=rw,workdir=wd"); err != nil {
+	// nodev: device nodes of an flist are metadata, never a door to the
+	// host's devices (the FUSE view is nodev too)
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_NOATIME|unix.MS_NODEV, "lowerdir=ro,upperdir=rw,workdir=wd"); err != nil {
 		return fmt.Errorf("flistfs: overlay on %s: %w", target, err)
 	}
 	return nil
