@@ -59,8 +59,9 @@
 //
 // # Lifetime and restarts
 //
-// Run (the module's, taking a ctx) watches containerd's events and compares
-// every container with its task each ReconcileInterval. A task that exits is
+// Watch (the module's lifetime; the seed took the name Run) follows
+// containerd's events and compares every container with its task each
+// ReconcileInterval. A task that exits is
 // started again after a delay doubling from RestartMin up to RestartMax
 // (reset after a run of RestartReset); the container is never deleted by the
 // node, unlike the original, which decommissioned the workload after 3

@@ -15,20 +15,38 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/zos-go/zos/internal/testutil"
 	"github.com/zos-go/zos/pkg/container"
 	"github.com/zos-go/zos/pkg/container/containertest"
+	"github.com/zos-go/zos/pkg/container/stats"
 )
 
 func TestZosdRestartKeepsTask(t *testing.T) {
 	testutil.CheckLeaks(t)
 	e := setup(t)
+	addr := testutil.RedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
 	m1, stop1 := containertest.NewModule(t, e.cfg)
-	ns := start(t, m1, e.container("keep", "sleep 3600"))
+	c := e.container("keep", "sleep 3600")
+	c.Stats = []stats.Stats{{Type: stats.RedisType, Data: stats.Redis{Endpoint: "redis://" + addr + "/keep"}}}
+	ns := start(t, m1, c)
 	before := status(t, m1, ns, "keep")
 	stop1() // zosd exits: the watcher ends, the client closes
 
+	sub := rdb.Subscribe(context.Background(), "keep")
+	defer sub.Close()
+	if _, err := sub.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	m2, _ := containertest.NewModule(t, e.cfg)
+	select { // the new zosd publishes the container's stats again
+	case <-sub.Channel():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no stats after the restart")
+	}
 	time.Sleep(2 * e.cfg.ReconcileInterval) // let the new watcher reconcile
 	after := status(t, m2, ns, "keep")
 	if after.State != container.StateRunning || after.Pid != before.Pid || after.Restarts != 0 {
