@@ -147,6 +147,9 @@ type ZDB struct {
 	log      *slog.Logger
 	// dial returns a client of a server's admin socket; tests replace it.
 	dial func(addr string) zdb.Client
+	// portFree reports whether nothing listens on a port; tests replace
+	// it.
+	portFree func(port uint16) bool
 
 	// releaseMu is held shared by Provision and exclusively by
 	// Decommission, so a volume is only released when no namespace is
@@ -174,9 +177,10 @@ func NewZDB(cfg ZDBConfig, st ZDBStorage, services Services, net pkg.Networker, 
 	}
 	return &ZDB{
 		cfg: cfg, storage: st, services: services, net: net, log: log,
-		dial:  func(addr string) zdb.Client { return zdb.NewPool(addr, zdb.Options{}) },
-		vols:  map[string]*sync.Mutex{},
-		ports: map[uint16]string{},
+		dial:     func(addr string) zdb.Client { return zdb.NewPool(addr, zdb.Options{}) },
+		portFree: func(port uint16) bool { return portFree(cfg.Listen, port) },
+		vols:     map[string]*sync.Mutex{},
+		ports:    map[uint16]string{},
 	}, nil
 }
 
@@ -510,8 +514,8 @@ func (z *ZDB) stateLocked(alloc pkg.Allocation, mode gridtypes.ZDBMode) (zdbStat
 }
 
 // pickPort returns the port of a volume's server without NetNS: the one it
-// had (cur), unless another volume took it, else the lowest free one of
-// the range. Ports of the other servers zinit runs count as taken.
+// had (cur) if it is still its own, else the lowest free one of the range.
+// Ports of the other servers zinit runs count as taken.
 func (z *ZDB) pickPort(volumeID string, cur uint16) (uint16, error) {
 	z.portMu.Lock()
 	defer z.portMu.Unlock()
@@ -526,6 +530,7 @@ func (z *ZDB) pickPort(volumeID string, cur uint16) (uint16, error) {
 		return 0, fmt.Errorf("zinit: %w: %w", provision.ErrTemporary, err)
 	}
 	prefix, own := z.cfg.ServicePrefix+"zdb-", z.ServiceName(volumeID)
+	_, running := list[own]
 	for name := range list {
 		if !strings.HasPrefix(name, prefix) || name == own {
 			continue
@@ -537,7 +542,9 @@ func (z *ZDB) pickPort(volumeID string, cur uint16) (uint16, error) {
 		}
 	}
 	first, last := int(z.cfg.Port), int(z.cfg.Port)+int(z.cfg.Ports)-1
-	if cur != 0 && !used[cur] && int(cur) >= first && int(cur) <= last {
+	// the port it had, unless another server took it, or (when its own
+	// server is not running, after a reboot) something else listens there
+	if cur != 0 && !used[cur] && int(cur) >= first && int(cur) <= last && (running || z.portFree(cur)) {
 		z.ports[cur] = volumeID
 		return cur, nil
 	}
@@ -550,9 +557,9 @@ func (z *ZDB) pickPort(volumeID string, cur uint16) (uint16, error) {
 	return 0, fmt.Errorf("no free port in %d-%d: %w", first, last, provision.ErrTemporary)
 }
 
-// portFree reports whether nothing listens on port (on Listen) here.
-func (z *ZDB) portFree(port uint16) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort(z.cfg.Listen, strconv.Itoa(int(port))))
+// portFree reports whether nothing uses port on address listen here.
+func portFree(listen string, port uint16) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(listen, strconv.Itoa(int(port))))
 	if err != nil {
 		return !errors.Is(err, syscall.EADDRINUSE)
 	}

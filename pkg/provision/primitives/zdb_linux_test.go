@@ -1,20 +1,26 @@
 package primitives
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/zos-go/zos/internal/netns"
 	"github.com/zos-go/zos/internal/testutil"
 	"github.com/zos-go/zos/pkg/gridtypes"
+	"github.com/zos-go/zos/pkg/network/networktest"
 	"github.com/zos-go/zos/pkg/provision"
 	"github.com/zos-go/zos/pkg/storage"
 	"github.com/zos-go/zos/pkg/storage/storagetest"
@@ -22,6 +28,11 @@ import (
 	"github.com/zos-go/zos/pkg/zinit"
 	"github.com/zos-go/zos/pkg/zinit/zinittest"
 )
+
+// testPortRange returns the first of 20 ports below the ephemeral range
+// (where FreePort and outgoing connections take theirs), so a port a server
+// had is normally still free when it restarts, as on a node.
+func testPortRange() uint16 { return uint16(20000 + 20*rand.IntN(450)) }
 
 // redisConn opens one connection to a 0-db over TCP, as a user would.
 func redisConn(t *testing.T, port uint16) *redis.Conn {
@@ -59,8 +70,7 @@ func TestZDBReal(t *testing.T) {
 	cfg.RunDir = testutil.TempDir(t)
 	cfg.NetNS = false
 	cfg.Listen = "127.0.0.1"
-	cfg.Port = uint16(testutil.FreePort(t))
-	cfg.Ports = 20
+	cfg.Port, cfg.Ports = testPortRange(), 20
 	cfg.ReadyTimeout = 30 * time.Second
 	p, err := NewZDB(cfg, st, cl, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
@@ -245,5 +255,118 @@ func TestZDBReal(t *testing.T) {
 	}
 	if _, err := cl.Status(svc); !errors.Is(err, zinit.ErrUnknownService) {
 		t.Fatalf("service status: %v", err)
+	}
+}
+
+// zdbNSNet is a Networker whose ZDBPrepare hands out a namespace the test
+// made (the real one needs the node's br-pub).
+type zdbNSNet struct {
+	*networktest.Fake
+	ns                  string
+	mu                  sync.Mutex
+	prepared, destroyed int
+}
+
+func (n *zdbNSNet) ZDBPrepare(net.HardwareAddr) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.prepared++
+	return n.ns, nil
+}
+
+func (n *zdbNSNet) ZDBDestroy(ns string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ns == n.ns {
+		n.destroyed++
+	}
+	return nil
+}
+
+// TestZDBRealNetNS runs a server the way a node does: inside the 0-db
+// network namespace (through nsenter), on port 9900, reached on zdb0's
+// address.
+func TestZDBRealNetNS(t *testing.T) {
+	testutil.RequireRoot(t, "go", "ip", "nsenter")
+	testutil.CheckLeaks(t)
+	cl, _ := zinittest.Start(t)
+	ns := testutil.NetNS(t)
+	for _, args := range [][]string{
+		{"ip", "link", "add", "zdb0", "type", "veth", "peer", "name", "zdbp"},
+		{"ip", "-6", "addr", "add", "2001:db8::5/64", "dev", "zdb0", "nodad"},
+		{"ip", "link", "set", "zdbp", "up"},
+		{"ip", "link", "set", "zdb0", "up"},
+	} {
+		if out, err := testutil.InNetNS(t, ns, args[0], args[1:]...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	nw := &zdbNSNet{Fake: networktest.NewFake(), ns: ns}
+	nw.SetAddrs("zdb0", ns, []net.IP{net.ParseIP("fe80::1"), net.ParseIP("2001:db8::5")})
+
+	st := storagetest.NewFake(testutil.TempDir(t), 20*gridtypes.GiB)
+	cfg := DefaultZDBConfig()
+	cfg.Command = []string{zdbtest.Binary(t)}
+	cfg.ServicePrefix = testutil.Name(t, "zdb") + "-"
+	cfg.RunDir = testutil.TempDir(t)
+	cfg.ReadyTimeout = 30 * time.Second
+	p, err := NewZDB(cfg, st, cl, nw, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := deployment(t, 21, zdbWorkload(gridtypes.ZDBModeUser, "pw", false))
+	res, err := p.Provision(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.(gridtypes.ZDBResult)
+	if r.Port != 9900 || len(r.IPs) != 1 || r.IPs[0] != "2001:db8::5" {
+		t.Fatalf("result %+v", r)
+	}
+
+	rdb := redis.NewClient(&redis.Options{
+		Addr: net.JoinHostPort(r.IPs[0], strconv.Itoa(int(r.Port))), Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := netns.Do(ns, func() error {
+				var err error
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	})
+	defer rdb.Close()
+	c := rdb.Conn()
+	defer c.Close()
+	ctx := t.Context()
+	if err := c.Do(ctx, "SELECT", "21-1", "pw").Err(); err != nil {
+		t.Fatalf("select: %v", err)
+	}
+	if err := c.Do(ctx, "SET", "k", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Do(ctx, "GET", "k").Text(); err != nil || v != "v" {
+		t.Fatalf("get %q %v", v, err)
+	}
+	// not reachable from the test's own namespace: it lives in its own
+	if conn, err := net.DialTimeout("tcp", "[2001:db8::5]:9900", 500*time.Millisecond); err == nil {
+		conn.Close()
+		t.Fatal("server reachable outside its namespace")
+	}
+
+	alloc, _ := st.Find("21-1")
+	status, err := cl.Status(p.ServiceName(alloc.VolumeID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Decommission(ctx, &provision.Deployment{Name: d.Name, Reservation: d.Reservation}); err != nil {
+		t.Fatal(err)
+	}
+	if testutil.ProcessAlive(status.Pid) {
+		t.Fatalf("zdb %d still running", status.Pid)
+	}
+	if nw.destroyed != 1 {
+		t.Fatalf("namespace destroyed %d times", nw.destroyed)
 	}
 }

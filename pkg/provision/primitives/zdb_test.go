@@ -195,6 +195,7 @@ func (c *fakeZDBClient) NamespaceSetPublic(name string, public bool) error {
 func (c *fakeZDBClient) DBSize() (uint64, error) { return 0, nil }
 
 type zdbEnv struct {
+	taken sync.Map // ports something else listens on
 	p     *ZDB
 	zi    *fakeZinit
 	world *fakeZDBWorld
@@ -241,6 +242,7 @@ func newZDBEnv(t *testing.T, mod func(*ZDBConfig)) *zdbEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.p.portFree = func(port uint16) bool { _, taken := e.taken.Load(port); return !taken }
 	e.p.dial = func(addr string) zdb.Client {
 		u, err := url.Parse(addr)
 		if err != nil || u.Scheme != "unix" {
@@ -345,6 +347,22 @@ func TestZDBRestartAndPowerCut(t *testing.T) {
 	f1, _ := e.zi.file(svc)
 	if flagValue(execWords(t, f1), "--mode") != "seq" {
 		t.Fatalf("exec %q", f1.Exec)
+	}
+
+	// while it runs, its port is its own
+	e.taken.Store(first.Port, true)
+	if again := e.provision(t, d); again.Port != first.Port {
+		t.Fatalf("running server moved to port %d", again.Port)
+	}
+	// after another power cut something else took the port: it moves
+	e.zi.powerCut()
+	again = e.provision(t, d)
+	if again.Port != first.Port+1 {
+		t.Fatalf("port %d, want %d", again.Port, first.Port+1)
+	}
+	f2, _ := e.zi.file(svc)
+	if flagValue(execWords(t, f2), "--port") != fmt.Sprint(first.Port+1) {
+		t.Fatalf("exec %q", f2.Exec)
 	}
 }
 
