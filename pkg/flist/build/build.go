@@ -47,8 +47,8 @@ type Config struct {
 	StoreURL string
 	// Tags are written into the flist (rfs tag table, 0-flist metadata).
 	Tags map[string]string
-	// Progress, when set, is called with the bytes read so far and the
-	// total; it must be quick.
+	// Progress, when set, is called with the bytes encoded so far and the
+	// total, never concurrently; it must be quick.
 	Progress func(done, total int64)
 }
 
@@ -237,6 +237,7 @@ func upload(ctx context.Context, src string, entries []*entry, st store.Store, c
 	pool := sync.Pool{New: func() any { b := make([]byte, block.ChunkSize); return &b }}
 	var (
 		mu       sync.Mutex
+		pmu      sync.Mutex
 		seen     = map[string]bool{}
 		done     atomic.Int64
 		uploaded atomic.Int64
@@ -261,9 +262,11 @@ func upload(ctx context.Context, src string, entries []*entry, st store.Store, c
 					}
 					uploaded.Add(int64(len(data)))
 				}
+				pmu.Lock() // Progress sees increasing values, one call at a time
 				if n := done.Add(int64(len(c.data))); cfg.Progress != nil {
 					cfg.Progress(n, total)
 				}
+				pmu.Unlock()
 			}
 			return nil
 		})
