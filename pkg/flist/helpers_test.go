@@ -252,21 +252,6 @@ func strip(e seenEntry) seenEntry {
 	return e
 }
 
-// waitMounted waits until path is (or is not) a mount point.
-func waitMounted(t testing.TB, path string, want bool) {
-	t.Helper()
-	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("%s mounted=%v", path, want), func() error {
-		ok, err := mnt.IsMounted(path)
-		if err != nil {
-			return err
-		}
-		if ok != want {
-			return errors.New("not yet")
-		}
-		return nil
-	})
-}
-
 func isEIO(err error) bool { return errors.Is(err, syscall.EIO) }
 
 func md5sum(b []byte) [16]byte { return md5.Sum(b) }

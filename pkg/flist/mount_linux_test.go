@@ -121,7 +121,6 @@ type countingBlocks struct {
 	st   store.Store
 	mu   sync.Mutex
 	gets map[string]int
-	down bool
 }
 
 func (c *countingBlocks) ServeHTTP(w http.ResponseWriter, r *http.Request) {

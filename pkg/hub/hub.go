@@ -28,8 +28,6 @@
 package hub
 
 import (
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,9 +200,4 @@ func (s *Server) authorize(r *http.Request, owner string) (string, error) {
 		return "", fmt.Errorf("user %q may not change %q's flists: %w", user, owner, errForbidden)
 	}
 	return user, nil
-}
-
-func md5Hex(b []byte) string {
-	sum := md5.Sum(b)
-	return hex.EncodeToString(sum[:])
 }

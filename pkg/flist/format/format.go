@@ -205,8 +205,8 @@ func sortAndDedup(dir uint64, in []Inode, bad BadEntryFunc) []Inode {
 // relative to the root ("" for the root itself).
 type WalkFunc func(p string, in Inode) error
 
-// SkipDir, returned by a WalkFunc for a directory, skips its content.
-var SkipDir = errors.New("skip this directory")
+// ErrSkipDir, returned by a WalkFunc for a directory, skips its content.
+var ErrSkipDir = errors.New("skip this directory")
 
 // Walk visits the root and every entry below it, depth first, in name order.
 func Walk(ctx context.Context, r Reader, fn WalkFunc) error {
@@ -222,7 +222,7 @@ func walk(ctx context.Context, r Reader, p string, in Inode, fn WalkFunc) error 
 		return err
 	}
 	if err := fn(p, in); err != nil {
-		if errors.Is(err, SkipDir) {
+		if errors.Is(err, ErrSkipDir) {
 			return nil
 		}
 		return err
