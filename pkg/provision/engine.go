@@ -339,11 +339,11 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 		return e.failLocked(ctx, rec, err)
 	}
 	if r.Reference != "" {
-		name, err := e.takeOver(ctx, r)
+		name, refID, err := e.takeOver(ctx, r)
 		if err != nil {
 			return e.failLocked(ctx, rec, err)
 		}
-		rec.Name = name
+		rec.Name, rec.Replaces = name, refID
 	}
 	e.admitMu.Lock()
 	err := e.admitLocked(r)
@@ -364,34 +364,58 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 
 // takeOver handles an update: the referenced reservation of the same owner
 // and type is superseded, and its working name is reused.
-func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string, error) {
+func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string, uint64, error) {
 	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("reference %q: %w", r.Reference, ErrBadReference)
+		return "", 0, fmt.Errorf("reference %q: %w", r.Reference, ErrBadReference)
 	}
 	unlock := e.locks.Lock(refID)
 	defer unlock()
 	old, err := e.store.Get(refID)
 	if err != nil {
-		return "", fmt.Errorf("reference %d: %w", refID, ErrBadReference)
+		return "", 0, fmt.Errorf("reference %d: %w", refID, ErrBadReference)
 	}
 	switch {
 	case old.Reservation.UserID != r.UserID:
-		return "", fmt.Errorf("reference %d belongs to another user: %w", refID, ErrBadReference)
+		return "", 0, fmt.Errorf("reference %d belongs to another user: %w", refID, ErrBadReference)
 	case old.Reservation.Type != r.Type:
-		return "", fmt.Errorf("reference %d is a %s: %w", refID, old.Reservation.Type, ErrBadReference)
-	case old.State != StateDeployed && old.State != StateDeploying:
-		return "", fmt.Errorf("reference %d is %s: %w", refID, old.State, ErrBadReference)
+		return "", 0, fmt.Errorf("reference %d is a %s: %w", refID, old.Reservation.Type, ErrBadReference)
+	case old.State != StateDeployed:
+		return "", 0, fmt.Errorf("reference %d is %s: %w", refID, old.State, ErrBadReference)
 	}
 	e.cancelInflight(refID)
 	old.State = StateDeleted
 	old.ReplacedBy = r.ID
 	old.Updated = e.now().Unix()
 	if err := e.store.Put(old); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	e.log.InfoContext(ctx, "reservation replaced", "id", refID, "by", r.ID, "name", old.Name)
-	return old.Name, nil
+	return old.Name, refID, nil
+}
+
+// restoreReplaced undoes a take-over after the update failed for good: the
+// earlier reservation is deployed again as it was (its objects were never
+// removed) and re-ensured with its own configuration.
+func (e *Engine) restoreReplaced(ctx context.Context, rec *Record) error {
+	unlock := e.locks.Lock(rec.Replaces)
+	defer unlock()
+	old, err := e.store.Get(rec.Replaces)
+	if err != nil {
+		return err
+	}
+	if old.ReplacedBy != rec.ID() {
+		return nil
+	}
+	old.State = StateDeployed
+	old.ReplacedBy = 0
+	old.Updated = e.now().Unix()
+	if err := e.store.Put(old); err != nil {
+		return err
+	}
+	e.log.WarnContext(ctx, "update failed, previous reservation kept", "id", old.ID(), "update", rec.ID())
+	e.startDeploy(old.ID(), true)
+	return nil
 }
 
 // validate checks what a node must check before acting; its errors name the

@@ -577,3 +577,37 @@ func TestCountersAndDecommissionCached(t *testing.T) {
 		}
 	})
 }
+
+func TestFailedUpdateKeepsThePrevious(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		old := h.volume(2)
+		h.deliver(old)
+		synctest.Wait()
+		h.prov.script = func(d *Deployment, call int) error {
+			if d.Reservation.ID != old.ID {
+				return errors.New("cannot shrink a volume")
+			}
+			return nil
+		}
+		upd := h.volume(1)
+		upd.Reference = old.GWID()
+		_ = upd.Sign(h.user)
+		h.deliver(upd)
+		synctest.Wait()
+		if res := h.reporter.last(upd.ID); res == nil || res.State != gridtypes.StateError {
+			t.Fatalf("update result %+v, want error", res)
+		}
+		if h.prov.decom[old.GWID()] != 0 || !h.prov.isLive(old.GWID()) {
+			t.Fatal("a failed update removed the running workload")
+		}
+		if o := h.record(old.ID); o.State != StateDeployed || o.ReplacedBy != 0 {
+			t.Fatalf("previous record %s replaced_by %d, want deployed again", o.State, o.ReplacedBy)
+		}
+		if h.prov.calls[old.GWID()] != 3 { // deploy, failed update, re-ensure of the previous
+			t.Fatalf("provision calls %d, want 3", h.prov.calls[old.GWID()])
+		}
+	})
+}

@@ -59,6 +59,10 @@ type Record struct {
 	Received int64 `json:"received,omitempty"`
 	// ReplacedBy is set on a record superseded by an update.
 	ReplacedBy uint64 `json:"replaced_by,omitempty"`
+	// Replaces is set on an update: the id of the record it superseded.
+	// If the update fails for good, that record is restored and what runs
+	// is left alone (it belongs to the earlier reservation).
+	Replaces uint64 `json:"replaces,omitempty"`
 }
 
 // ID is the reservation id.

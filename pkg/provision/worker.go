@@ -169,8 +169,14 @@ func (e *Engine) deployOnce(ctx context.Context, id uint64, ensure bool) (done b
 		}
 		return false, err
 	}
-	// Permanent: undo whatever was done, then report the failure.
-	if derr := p.Decommission(context.WithoutCancel(ctx), &Deployment{Name: rec.Name, Reservation: rec.Reservation, Store: e.store}); derr != nil {
+	// Permanent. A failed update leaves what runs to the reservation it
+	// wanted to replace, which is restored; otherwise undo whatever was
+	// done. Then report the failure.
+	if rec.Replaces != 0 {
+		if rerr := e.restoreReplaced(ctx, rec); rerr != nil {
+			return false, rerr
+		}
+	} else if derr := p.Decommission(context.WithoutCancel(ctx), &Deployment{Name: rec.Name, Reservation: rec.Reservation, Store: e.store}); derr != nil {
 		e.log.WarnContext(ctx, "cleanup after failure", "id", id, "err", derr)
 	}
 	return true, e.failLocked(ctx, rec, err)
