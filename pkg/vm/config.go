@@ -31,9 +31,15 @@ const (
 	maxSocketPath = 107
 )
 
+// OriginalKernelArgs are the default kernel arguments of the original
+// (Firecracker) module (spec §2.2).
+const OriginalKernelArgs = "ro console=ttyS0 noapic reboot=k panic=1 pci=off nomodules"
+
 // DefaultKernelArgs are the kernel arguments of a VM whose KernelArgs is
-// empty (spec §2.2).
-const DefaultKernelArgs = "ro console=ttyS0 noapic reboot=k panic=1 pci=off nomodules"
+// empty: OriginalKernelArgs without "noapic", because QEMU's microvm routes
+// the virtio-mmio interrupts through the IOAPIC (with noapic the guest
+// never sees its disks and NICs).
+const DefaultKernelArgs = "ro console=ttyS0 reboot=k panic=1 pci=off nomodules"
 
 // Config configures the VM module of one node.
 type Config struct {

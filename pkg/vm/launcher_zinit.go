@@ -62,14 +62,14 @@ func (z ZinitLauncher) Status(ctx context.Context, name string) (Proc, error) {
 	if err != nil {
 		return Proc{}, fmt.Errorf("service %s: %w", name, err)
 	}
-	if st.Pid > 0 && !st.State.Exited() {
+	switch {
+	case st.State.Exited():
+		return Proc{Exit: st.State.String()}, nil
+	case st.Pid > 0:
 		return Proc{PID: st.Pid, Running: true}, nil
+	default: // monitored, not spawned yet
+		return Proc{}, nil
 	}
-	exit := st.State.String()
-	if st.State.Is(zinit.ServiceStateUnknown) || exit == "" {
-		exit = "not running"
-	}
-	return Proc{Exit: exit}, nil
 }
 
 // List implements Launcher.

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/zos-go/zos/internal/qmp"
 )
@@ -69,7 +71,13 @@ func (q *QEMU) Command(m Machine) ([]string, error) {
 		argv = append(argv, "-cpu", "max")
 	}
 	if m.Kernel != "" {
-		argv = append(argv, "-kernel", m.Kernel, "-append", m.Cmdline)
+		cmdline := m.Cmdline
+		if m.Type == MachineMicroVM && m.Accel == AccelTCG && !strings.Contains(cmdline, "tsc_early_khz=") {
+			if khz := hostTSCkHz(); khz > 0 {
+				cmdline += " tsc_early_khz=" + strconv.Itoa(khz)
+			}
+		}
+		argv = append(argv, "-kernel", m.Kernel, "-append", cmdline)
 		if m.Initrd != "" {
 			argv = append(argv, "-initrd", m.Initrd)
 		}
@@ -104,6 +112,30 @@ func (q *QEMU) Command(m Machine) ([]string, error) {
 	}
 	return argv, nil
 }
+
+// hostTSCkHz returns the host's CPU frequency in kHz (0 when unknown),
+// read once. Under TCG the guest's TSC runs at the host's rate; microvm has
+// no HPET nor ACPI PM timer to calibrate it against, and on a loaded host
+// the PIT calibration fails and the guest hangs early in boot, so the
+// frequency is handed to the guest kernel (tsc_early_khz=).
+var hostTSCkHz = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "cpu MHz" {
+			continue
+		}
+		mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || mhz <= 0 {
+			return 0
+		}
+		return int(mhz * 1000)
+	}
+	return 0
+})
 
 // DefaultMAC is the MAC of an interface given without one: locally
 // administered, derived from the VM and tap names so that it is stable

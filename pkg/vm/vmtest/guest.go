@@ -35,7 +35,7 @@ type GuestKernel struct {
 
 // guestModules are loaded by the test init, in this order (the Debian
 // cloud kernel builds virtio as modules).
-var guestModules = []string{"virtio", "virtio_ring", "virtio_mmio", "virtio_pci_legacy_dev",
+var guestModules = []string{"virtio_ring", "virtio", "virtio_mmio", "virtio_pci_legacy_dev",
 	"virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk"}
 
 // Kernel returns the Debian cloud kernel for test guests: extracted once
@@ -140,4 +140,3 @@ func fetchKernel(cache, root string) error {
 	}
 	return os.Rename(tmp, root)
 }
-
