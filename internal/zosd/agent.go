@@ -346,7 +346,52 @@ func (a *Agent) provisioners() map[gridtypes.WorkloadType]provision.Provisioner 
 			Networker: a.network, Flister: a.flist, Storage: a.storage, Runtime: a.container, DefaultHub: a.cfg.Hub,
 		}
 	}
+	if a.network != nil {
+		p[gridtypes.TypePublicIP] = primitives.PublicIP{Networker: a.network, Filter: primitives.NFTFilter{}}
+	}
+	if a.storage != nil {
+		if z, err := a.zdbProvisioner(); err != nil {
+			a.report("zdb", err)
+		} else {
+			p[gridtypes.TypeZDB] = z
+			a.report("zdb", nil)
+		}
+	}
+	dcfg := primitives.DefaultDebugConfig()
+	dcfg.NodeID = string(a.id.NodeID())
+	dcfg.Command = []string{a.cfg.binary("zos-logship")}
+	dcfg.ServicePrefix = a.cfg.Prefix
+	dcfg.ZinitSocket = a.cfg.Zinit
+	if d, err := primitives.NewDebug(dcfg, a.zinit); err != nil {
+		a.report("debug", err)
+	} else {
+		p[gridtypes.TypeDebug] = d
+	}
 	return p
+}
+
+// zdbProvisioner runs 0-db servers as the original (in a namespace made by
+// the network module, port 9900) on a real node, or on the node's address
+// with one port per volume when Config.ZDB.Listen is a specific address
+// (the development grid).
+func (a *Agent) zdbProvisioner() (*primitives.ZDB, error) {
+	cfg := primitives.DefaultZDBConfig()
+	cfg.Command = []string{a.cfg.binary("zdb")}
+	cfg.ServicePrefix = a.cfg.Prefix
+	cfg.RunDir = a.path("run", "zdb")
+	cfg.Port = a.cfg.ZDB.Port
+	if l := a.cfg.ZDB.Listen; l != "" && l != "::" && l != "0.0.0.0" {
+		cfg.NetNS = false
+		cfg.Listen = l
+		cfg.Addresses = []string{l}
+	}
+	var nw pkg.Networker
+	if a.network != nil {
+		nw = a.network
+	} else if cfg.NetNS {
+		return nil, errors.New("needs the network module")
+	}
+	return primitives.NewZDB(cfg, a.storage, a.zinit, nw, a.log.With("module", "zdb"))
 }
 
 func (a *Agent) startEngine(ctx context.Context, g *errgroup.Group, grid *gridConn) error {
