@@ -64,7 +64,9 @@ type Config struct {
 	// ReconcileInterval is the period at which Run compares every
 	// container with its task, in case an event was missed.
 	ReconcileInterval time.Duration
-	// OpTimeout bounds each seed method call (they have no ctx).
+	// OpTimeout bounds each seed method call (they have no ctx); while
+	// containerd is down (restarting) a call waits for it that long, then
+	// fails with ErrUnavailable.
 	OpTimeout time.Duration
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/zos-go/zos/pkg"
 	"github.com/zos-go/zos/pkg/container/logger"
@@ -194,10 +196,16 @@ func (m *Module) wrap(what string, err error) error {
 		return fmt.Errorf("%s: %v: %w", what, err, ErrNotFound)
 	case errdefs.IsAlreadyExists(err):
 		return fmt.Errorf("%s: %v: %w", what, err, ErrExists)
-	case errdefs.IsUnavailable(err):
+	case errdefs.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded) && !m.connected():
 		return fmt.Errorf("%s: containerd %s: %v: %w", what, m.cfg.Address, err, ErrUnavailable)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// connected reports whether the client's connection to containerd is up.
+func (m *Module) connected() bool {
+	conn, ok := m.client.Conn().(*grpc.ClientConn)
+	return ok && conn.GetState() == connectivity.Ready
 }
 
 func (m *Module) wrapC(ns, id string, err error) error {
