@@ -150,8 +150,8 @@ func BenchmarkRowCachedRead(b *testing.B) {
 			ours = append(ours, readThroughput(b, mounted))
 		}
 		for range 3 {
-			baseRand = append(baseRand, randomReads(b, native, size, 50_000))
-			oursRand = append(oursRand, randomReads(b, mounted, size, 50_000))
+			baseRand = append(baseRand, randomReads(b, native, size, 200_000))
+			oursRand = append(oursRand, randomReads(b, mounted, size, 200_000))
 		}
 	}
 	b.ReportMetric(median(ours), "seq-MiB/s")
