@@ -26,6 +26,9 @@ type DaemonConfig struct {
 	Binary string
 	// LogLevel is containerd's log level (default "info").
 	LogLevel string
+	// BootIDFile gives the kernel's boot id (default
+	// /proc/sys/kernel/random/boot_id); see WriteConfig.
+	BootIDFile string
 }
 
 // Address is the daemon's gRPC socket.
@@ -95,7 +98,11 @@ func (d DaemonConfig) Config() ([]byte, error) {
 }
 
 // WriteConfig creates Dir and writes config.toml atomically; it returns
-// the daemon's command line.
+// the daemon's command line. The state and runc directories live on disk
+// under Dir, so after a reboot they describe tasks that no longer exist:
+// when the kernel's boot id differs from the one recorded in Dir, they are
+// removed first (nothing can run from them then). Within one boot they are
+// never touched, so running shims and tasks are kept.
 func (d DaemonConfig) WriteConfig() ([]string, error) {
 	b, err := d.Config()
 	if err != nil {
@@ -103,6 +110,9 @@ func (d DaemonConfig) WriteConfig() ([]string, error) {
 	}
 	if err := os.MkdirAll(d.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("containerd dir: %w", err)
+	}
+	if err := d.dropStaleState(); err != nil {
+		return nil, err
 	}
 	if err := atomicfile.WriteFile(d.ConfigPath(), b, 0o644); err != nil {
 		return nil, fmt.Errorf("containerd config: %w", err)
@@ -112,6 +122,36 @@ func (d DaemonConfig) WriteConfig() ([]string, error) {
 		bin = "containerd"
 	}
 	return []string{bin, "--config", d.ConfigPath()}, nil
+}
+
+// dropStaleState removes the state and runc directories left by a
+// previous boot, then records the current boot id.
+func (d DaemonConfig) dropStaleState() error {
+	src := d.BootIDFile
+	if src == "" {
+		src = "/proc/sys/kernel/random/boot_id"
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("containerd dir: boot id: %w", err)
+	}
+	boot := bytes.TrimSpace(b)
+	recorded := filepath.Join(d.Dir, "boot_id")
+	old, err := os.ReadFile(recorded)
+	if err == nil && bytes.Equal(bytes.TrimSpace(old), boot) {
+		return nil
+	}
+	if err == nil { // another boot: a fresh install has nothing to drop
+		for _, p := range []string{filepath.Join(d.Dir, "state"), d.RuncRoot()} {
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("containerd dir: stale state: %w", err)
+			}
+		}
+	}
+	if err := atomicfile.WriteFile(recorded, append(boot, '\n'), 0o644); err != nil {
+		return fmt.Errorf("containerd dir: boot id: %w", err)
+	}
+	return nil
 }
 
 // Service writes the config (WriteConfig) and returns the zinit service

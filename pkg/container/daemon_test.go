@@ -63,3 +63,46 @@ func TestDaemonConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemonDropsStateOfAnotherBoot(t *testing.T) {
+	dir := t.TempDir()
+	bootFile := filepath.Join(t.TempDir(), "boot_id")
+	d := DaemonConfig{Dir: filepath.Join(dir, "containerd"), BootIDFile: bootFile}
+	stale := []string{filepath.Join(d.Dir, "state", "io.containerd.runtime.v2.task", "ns", "c", "address"), filepath.Join(d.RuncRoot(), "ns", "c", "state.json")}
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bootFile, "boot-1\n")
+	if _, err := d.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stale {
+		write(p, "x")
+	}
+	if _, err := d.WriteConfig(); err != nil { // same boot: zosd restarted
+		t.Fatal(err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("same boot: %s removed: %v", p, err)
+		}
+	}
+	write(bootFile, "boot-2\n")
+	if _, err := d.WriteConfig(); err != nil { // the machine rebooted
+		t.Fatal(err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("after a reboot: %s still there (%v)", p, err)
+		}
+	}
+	if _, err := os.Stat(d.ConfigPath()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -10,7 +10,9 @@
 // containerd v2 Go client) as a zinit service: DaemonConfig writes its
 // config (CRI and unused snapshotters disabled, root, state and socket under
 // the zos root, never the system's /run/containerd) and Service returns the
-// zinit service. runc keeps its state under Config.RuncRoot. Tasks live in
+// zinit service. runc keeps its state under Config.RuncRoot. The state
+// directories are on disk, so the config writer drops them when the
+// kernel's boot id changed (a reboot), never within one boot. Tasks live in
 // runc shims that outlive both zosd and containerd: restarting either never
 // stops a container. One deviation is outside our control: the 1.6 shim
 // puts its socket in /run/containerd/s/<hash of our address, namespace and
