@@ -249,7 +249,7 @@ func TestQEMUGuest(t *testing.T) {
 	v.Disks = []pkg.VMDisk{{Path: vdisk}, {Path: image, ReadOnly: true}}
 	mac := "02:00:00:aa:bb:01"
 	v.Network = pkg.VMNetworkInfo{
-		Ifaces: []pkg.VMIface{{Tap: tap, MAC: mac, IP4AddressCIDR: cidr(t, "10.77.1.2/24"), IP4GatewayIP: net.ParseIP("10.77.1.1")}},
+		Ifaces:      []pkg.VMIface{{Tap: tap, MAC: mac, IP4AddressCIDR: cidr(t, "10.77.1.2/24"), IP4GatewayIP: net.ParseIP("10.77.1.1")}},
 		Nameservers: []net.IP{net.ParseIP("10.77.1.53"), net.ParseIP("10.77.1.54")},
 	}
 	start := time.Now()

@@ -44,25 +44,29 @@ func testBadInput(t *testing.T, h Harness) {
 			t.Fatal(err)
 		}
 	}
+	// The outside disk named through the vdisk area and "..".
+	rel, err := filepath.Rel(filepath.Dir(h.DiskDir), outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dotdot := h.DiskDir + "/../" + rel
 	good := pkg.VM{Name: "bad-input", CPU: 1, Memory: 512, KernelImage: h.Kernel, InitrdImage: h.Initrd,
 		Disks: []pkg.VMDisk{{Path: inside}}}
 	cases := map[string]struct {
 		edit func(*pkg.VM)
 		want error
 	}{
-		"cpu 0":          {func(v *pkg.VM) { v.CPU = 0 }, vm.ErrInvalidVM},
-		"cpu 33":         {func(v *pkg.VM) { v.CPU = 33 }, vm.ErrInvalidVM},
-		"memory small":   {func(v *pkg.VM) { v.Memory = 128 }, vm.ErrInvalidVM},
-		"memory too big": {func(v *pkg.VM) { v.Memory = h.NodeMemoryMiB + 1024 }, vm.ErrTooLarge},
-		"no name":        {func(v *pkg.VM) { v.Name = "" }, vm.ErrInvalidVM},
-		"slash in name":  {func(v *pkg.VM) { v.Name = "a/b" }, vm.ErrInvalidVM},
-		"no kernel":      {func(v *pkg.VM) { v.KernelImage, v.InitrdImage = "", "" }, vm.ErrInvalidVM},
-		"missing kernel": {func(v *pkg.VM) { v.KernelImage = filepath.Join(h.Outside, "nope") }, vm.ErrKernelNotFound},
-		"missing initrd": {func(v *pkg.VM) { v.InitrdImage = filepath.Join(h.Outside, "nope") }, vm.ErrKernelNotFound},
-		"disk outside":   {func(v *pkg.VM) { v.Disks = []pkg.VMDisk{{Path: outside}} }, vm.ErrDiskOutsideArea},
-		"disk dotdot": {func(v *pkg.VM) {
-			v.Disks = []pkg.VMDisk{{Path: h.DiskDir + "/../" + filepath.Base(h.Outside) + "/disk.img"}}
-		}, vm.ErrDiskOutsideArea},
+		"cpu 0":           {func(v *pkg.VM) { v.CPU = 0 }, vm.ErrInvalidVM},
+		"cpu 33":          {func(v *pkg.VM) { v.CPU = 33 }, vm.ErrInvalidVM},
+		"memory small":    {func(v *pkg.VM) { v.Memory = 128 }, vm.ErrInvalidVM},
+		"memory too big":  {func(v *pkg.VM) { v.Memory = h.NodeMemoryMiB + 1024 }, vm.ErrTooLarge},
+		"no name":         {func(v *pkg.VM) { v.Name = "" }, vm.ErrInvalidVM},
+		"slash in name":   {func(v *pkg.VM) { v.Name = "a/b" }, vm.ErrInvalidVM},
+		"no kernel":       {func(v *pkg.VM) { v.KernelImage, v.InitrdImage = "", "" }, vm.ErrInvalidVM},
+		"missing kernel":  {func(v *pkg.VM) { v.KernelImage = filepath.Join(h.Outside, "nope") }, vm.ErrKernelNotFound},
+		"missing initrd":  {func(v *pkg.VM) { v.InitrdImage = filepath.Join(h.Outside, "nope") }, vm.ErrKernelNotFound},
+		"disk outside":    {func(v *pkg.VM) { v.Disks = []pkg.VMDisk{{Path: outside}} }, vm.ErrDiskOutsideArea},
+		"disk dotdot":     {func(v *pkg.VM) { v.Disks = []pkg.VMDisk{{Path: dotdot}} }, vm.ErrDiskOutsideArea},
 		"disk missing":    {func(v *pkg.VM) { v.Disks = []pkg.VMDisk{{Path: filepath.Join(h.DiskDir, "nope")}} }, vm.ErrInvalidVM},
 		"disk twice":      {func(v *pkg.VM) { v.Disks = append(v.Disks, v.Disks[0]) }, vm.ErrInvalidVM},
 		"two roots":       {func(v *pkg.VM) { v.Disks = []pkg.VMDisk{{Path: inside, Root: true}, {Path: inside, Root: true}} }, vm.ErrInvalidVM},
