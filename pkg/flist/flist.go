@@ -222,10 +222,12 @@ func (m *Module) NamedMount(name, url, storage string, opts pkg.MountOptions) (s
 
 func (m *Module) namedMount(ctx context.Context, name, url, storage string, opts pkg.MountOptions) (string, error) {
 	target := m.mountpoint(name)
-	if st, err := os.Stat(target); err == nil && st.IsDir() {
-		if ok, _ := mnt.IsMounted(target); ok {
+	if ok, _ := mnt.IsMounted(target); ok {
+		if _, err := m.runner.Status(ctx, m.service(name)); !errors.Is(err, ErrUnknownService) {
 			return target, nil
 		}
+		// a mount nobody serves (its service was lost): clean, mount again
+		m.forceCleanup(name)
 	}
 	if err := m.ensureDirs(); err != nil {
 		return "", err

@@ -589,3 +589,38 @@ func TestStoreDownGivesEIO(t *testing.T) {
 		t.Errorf("stat with the store down: %v", err)
 	}
 }
+
+// TestStaleMountIsReplaced: a mount at a mount point that no service
+// serves (its supervisor lost it) is detached and the flist mounted.
+func TestStaleMountIsReplaced(t *testing.T) {
+	testutil.CheckLeaks(t)
+	testutil.RequireRoot(t)
+	runner := processRunner(t)
+	m := newModule(t, testConfig(t), nil, runner)
+	src := testutil.TempDir(t)
+	makeTree(t, src, false)
+	fl := filepath.Join(testutil.TempDir(t), "tree.fl")
+	packTree(t, src, fl, "dir://"+testutil.TempDir(t), format.KindRFS)
+	name := testutil.Name(t, "st")
+	if err := m.ensureDirs(); err != nil {
+		t.Fatal(err)
+	}
+	target := m.mountpoint(name)
+	os.MkdirAll(target, 0o755)
+	if err := syscall.Mount("tmpfs", target, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	path, err := m.NamedMount(name, fl, "", pkg.ReadOnlyMountOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(path, "etc/hosts")); err != nil || string(b) != "127.0.0.1 localhost\n" {
+		t.Fatalf("after replacing a stale mount: %q %v", b, err)
+	}
+	if err := m.Umount(path); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := mnt.IsMounted(path); ok {
+		t.Error("still mounted")
+	}
+}

@@ -68,8 +68,10 @@ func (o Options) dialTimeout() time.Duration {
 	return 5 * time.Second
 }
 
-// Open returns the store at rawURL: dir:///path, zdb://[user[:pass]@]host[:port][/namespace],
-// zdb:///path/to/socket, redis://, ardb:// (same as zdb), http(s)://host/base.
+// Open returns the store at rawURL: dir:///path,
+// zdb://[user[:pass]@]host[:port][/namespace] (port 9900 by default; the
+// 0-fs form zdb://pass@host also works), zdb:///path/to/socket[?ns=namespace],
+// redis:// and ardb:// (same as zdb), http(s)://host/base.
 func Open(rawURL string, opts Options) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
