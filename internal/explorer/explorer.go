@@ -124,7 +124,9 @@ func (x *Explorer) Run(ctx context.Context) error {
 	}
 	defer func() { _ = authSub.Unsubscribe() }()
 
-	if x.js, err = jetstream.New(x.nc); err != nil {
+	// An async delivery whose ack never comes (its server died) times out
+	// and is retried, rather than waiting forever.
+	if x.js, err = jetstream.New(x.nc, jetstream.WithPublishAsyncTimeout(10*time.Second)); err != nil {
 		return fmt.Errorf("jetstream: %w: %w", ErrStart, err)
 	}
 	if err := x.openStore(ctx); err != nil {
@@ -304,6 +306,25 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 	}
 }
 
+// stillToDeliver returns the current state of a reservation whose
+// delivery failed, and whether it must still be delivered: a deploy that
+// became a delete is delivered as the delete (never a stale deploy after
+// its delete), one the node already answered is not delivered again.
+func (x *Explorer) stillToDeliver(ctx context.Context, r *gridtypes.Reservation) (*gridtypes.Reservation, bool) {
+	rec, _, err := getJSON[record](ctx, x.st.res, resKey(r.NodeID, r.ID))
+	if err != nil {
+		return r, !errors.Is(err, explorer.ErrNotFound)
+	}
+	cur := rec.Reservation
+	switch {
+	case cur.NextAction == gridtypes.ActionDeploy:
+		return cur, cur.Result == nil
+	case cur.NextAction == gridtypes.ActionDelete:
+		return cur, cur.Result == nil || cur.Result.State != gridtypes.StateDeleted
+	}
+	return cur, false
+}
+
 // retryQueue re-publishes deliveries whose publish failed.
 type retryQueue struct {
 	mu      sync.Mutex
@@ -330,7 +351,11 @@ func (q *retryQueue) run(ctx context.Context, x *Explorer) {
 		q.pending = nil
 		q.mu.Unlock()
 		for i, r := range todo {
-			if err := x.publish(ctx, r); err != nil {
+			cur, ok := x.stillToDeliver(ctx, r)
+			if !ok {
+				continue
+			}
+			if err := x.publish(ctx, cur); err != nil {
 				x.log.WarnContext(ctx, "delivery retry failed", "id", r.ID, "error", err)
 				q.mu.Lock()
 				q.pending = append(q.pending, todo[i:]...)
