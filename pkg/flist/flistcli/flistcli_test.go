@@ -116,7 +116,7 @@ func TestCreateZeroFlist(t *testing.T) {
 	src, big := tree(t)
 	storeDir := t.TempDir()
 	fl := filepath.Join(t.TempDir(), "x.flist")
-	if _, err := run(t, "create", src, "-o", fl, "--store", "dir://"+storeDir, "--format", "0-flist", "-q"); err != nil {
+	if _, err := run(t, "create", src, "-o", fl, "--store", "dir://"+storeDir, "--format", "0-flist", "--workers", "2"); err != nil {
 		t.Fatal(err)
 	}
 	out, err := run(t, "inspect", fl)
