@@ -442,6 +442,12 @@ func (s *Server) gc() {
 		}
 		names, _ := os.ReadDir(s.userDir(u.Name()))
 		for _, n := range names {
+			if strings.HasPrefix(n.Name(), ".") && strings.HasSuffix(n.Name(), ".tmp") {
+				if info, err := n.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+					_ = os.Remove(filepath.Join(s.userDir(u.Name()), n.Name()))
+				}
+				continue
+			}
 			if t, err := os.Readlink(filepath.Join(s.userDir(u.Name()), n.Name())); err == nil {
 				if sum, ok := strings.CutPrefix(t, "../"+objectsDir+"/"); ok {
 					used[sum] = true
@@ -451,6 +457,13 @@ func (s *Server) gc() {
 	}
 	objs, _ := os.ReadDir(s.objects())
 	for _, o := range objs {
+		if strings.HasPrefix(o.Name(), ".tmp-") {
+			// an upload that died (crash) leaves its temporary file
+			if info, err := o.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+				_ = os.RemoveAll(filepath.Join(s.objects(), o.Name()))
+			}
+			continue
+		}
 		if strings.HasPrefix(o.Name(), ".") || used[o.Name()] {
 			continue
 		}

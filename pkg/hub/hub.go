@@ -28,6 +28,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,6 +156,23 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.mux.HandleFunc("PUT /blocks/{id}", s.putBlock)
 	s.mux.HandleFunc("GET /{user}/{name}", s.download)
 	return s, nil
+}
+
+// Run removes, at start and every hour until ctx is done, the objects no
+// flist points at any more and the temporary files of uploads that died.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		s.gc()
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -291,3 +291,29 @@ func FuzzParseSignature(f *testing.F) {
 		}
 	})
 }
+
+func TestRunCleansDeadUploads(t *testing.T) {
+	f := newFixture(t)
+	os.MkdirAll(filepath.Join(f.dir, objectsDir), 0o755)
+	stale := filepath.Join(f.dir, objectsDir, ".tmp-123")
+	fresh := filepath.Join(f.dir, objectsDir, ".tmp-456")
+	orphan := filepath.Join(f.dir, objectsDir, "0123456789abcdef0123456789abcdef")
+	for _, p := range []string{stale, fresh, orphan} {
+		os.WriteFile(p, []byte("x"), 0o644)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	h, _ := New(Config{Dir: f.dir, Blocks: &nopStore{}, Keys: KeyMap{}, MaxFlistBytes: 1, MaxSkew: time.Second, MaxContents: 1}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{stale: false, fresh: true, orphan: false} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s kept=%v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}
+
+type nopStore struct{ store.Store }
