@@ -54,7 +54,7 @@ var (
 	guestErr    error
 )
 
-func newRootEnv(t *testing.T) *rootEnv {
+func newRootEnv(t testing.TB) *rootEnv {
 	t.Helper()
 	testutil.RequireRoot(t, "qemu-system-x86_64", "nsenter", "apt-get", "dpkg-deb", "busybox", "ping")
 	guestOnce.Do(func() {
@@ -99,7 +99,7 @@ func newRootEnv(t *testing.T) *rootEnv {
 }
 
 // start creates a module on e's state and serves it.
-func (e *rootEnv) start(t *testing.T) {
+func (e *rootEnv) start(t testing.TB) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m, err := vm.New(e.cfg, vm.NewQEMU(e.cfg, log), vm.ZinitLauncher{Client: e.zc}, vm.Dirs{e.area}, log)
@@ -127,7 +127,7 @@ func (e *rootEnv) start(t *testing.T) {
 }
 
 // cleanup deletes every VM and stops the module.
-func (e *rootEnv) cleanup(t *testing.T) {
+func (e *rootEnv) cleanup(t testing.TB) {
 	if e.m != nil {
 		l, _ := e.m.List(context.Background())
 		for _, st := range l {
