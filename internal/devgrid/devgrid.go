@@ -136,7 +136,7 @@ func (g *Grid) ExplorerURL() string { return "http://" + g.forward.Addr().String
 func (g *Grid) NATSURL() string { return "nats://" + inetGW + ":4222" }
 
 // HubURL is the hub's HTTP address as seen from the nodes.
-func (g *Grid) HubURL() string { return "http://" + inetGW + ":8080" }
+func (g *Grid) HubURL() string { return "http://" + inetGW + ":8080/hub" }
 
 // InetNS is the namespace that plays the internet.
 func (g *Grid) InetNS() string { return g.inetNS }

@@ -168,7 +168,13 @@ func verify(r *http.Request, keys Keys, maxSkew time.Duration, now time.Time) (s
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	if !ed25519.Verify(key, []byte(signingString(r.Method, requestTarget(r), s.created, digest)), s.signature) {
+	// The client signed the path it sent; behind http.StripPrefix (the
+	// explorer serves the hub under /hub) only RequestURI still holds it.
+	target := r.RequestURI
+	if target == "" {
+		target = requestTarget(r)
+	}
+	if !ed25519.Verify(key, []byte(signingString(r.Method, target, s.created, digest)), s.signature) {
 		return "", fmt.Errorf("signature of %q: %w", s.user, ErrUnauthorized)
 	}
 	return s.user, nil
