@@ -222,7 +222,40 @@ func nodeCmd(a *app) *cobra.Command {
 			return a.printNodes([]gridtypes.Node{n})
 		},
 	}
-	cmd.AddCommand(list, show)
+	var pc gridtypes.PublicConfig
+	var clear bool
+	setPublic := &cobra.Command{
+		Use:   "set-public <node id>",
+		Short: "set (or --clear) the public interface of a node of your farm",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := a.identity()
+			if err != nil {
+				return err
+			}
+			req := gridtypes.PublicConfigRequest{NodeID: args[0], Created: time.Now().Unix()}
+			if !clear {
+				pc.Type = "macvlan"
+				req.Config = &pc
+			}
+			req.Sign(m.sk)
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			n, err := a.client().SetPublicConfig(ctx, req)
+			if err != nil {
+				return err
+			}
+			return a.printNodes([]gridtypes.Node{n})
+		},
+	}
+	sf := setPublic.Flags()
+	sf.StringVar(&pc.Master, "master", "", "NIC the public macvlan hangs from")
+	sf.StringVar(&pc.IPv4, "ipv4", "", "public IPv4 with prefix")
+	sf.StringVar(&pc.GW4, "gw4", "", "IPv4 gateway")
+	sf.StringVar(&pc.IPv6, "ipv6", "", "public IPv6 with prefix")
+	sf.StringVar(&pc.GW6, "gw6", "", "IPv6 gateway")
+	sf.BoolVar(&clear, "clear", false, "remove the public configuration")
+	cmd.AddCommand(list, show, setPublic)
 	return cmd
 }
 

@@ -174,6 +174,17 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatalf("node list:\n%s", out)
 	}
 
+	if _, code := run("node", "set-public", node.c.NodeID(), "--master", "eth0", "--ipv4", "185.69.166.10/24", "--gw4", "185.69.166.1"); code != exitOK {
+		t.Fatalf("node set-public: exit %d", code)
+	}
+	out, _ = run("node", "show", node.c.NodeID(), "-o", "json")
+	if !strings.Contains(out, `"ipv4": "185.69.166.10/24"`) {
+		t.Fatalf("node show after set-public:\n%s", out)
+	}
+	if _, code := run("node", "set-public", node.c.NodeID(), "--master", "eth0"); code != exitRefused {
+		t.Fatalf("node set-public without address: exit %d", code)
+	}
+
 	// Every example deploys; the node answers.
 	examples, _ := filepath.Glob("../../examples/*.yaml")
 	if len(examples) != len(gridtypes.WorkloadTypes()) {

@@ -388,3 +388,48 @@ func TestHubMountedWithExplorerUsers(t *testing.T) {
 		t.Fatalf("unknown hub user: %v", err)
 	}
 }
+
+func TestFarmerSetsPublicConfig(t *testing.T) {
+	r := startExplorer(t, testutil.TempDir(t), 0, nil)
+	g := newGrid(t, r, 1, bigNode)
+	ctx := context.Background()
+	node := g.nodes[0]
+	req := gridtypes.PublicConfigRequest{NodeID: node.id(), Created: time.Now().Unix(),
+		Config: &gridtypes.PublicConfig{Master: "eth0", Type: "macvlan", IPv4: "185.69.166.10/24", GW4: "185.69.166.1"}}
+	// Someone who does not own the farm.
+	_, mallorySK := createUser(t, r.client, "mallory")
+	forged := req
+	forged.Sign(mallorySK)
+	if _, err := r.client.SetPublicConfig(ctx, forged); !errors.Is(err, gridtypes.ErrBadSignature) {
+		t.Fatalf("non-owner: %v", err)
+	}
+	req.Sign(g.userSK)
+	if _, err := r.client.SetPublicConfig(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := node.c.Node(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.PublicConfig == nil || n.PublicConfig.IPv4 != "185.69.166.10/24" {
+		t.Fatalf("node sees %+v", n.PublicConfig)
+	}
+	// An older signed request cannot be replayed over the newer one.
+	older := gridtypes.PublicConfigRequest{NodeID: node.id(), Created: req.Created - 10}
+	older.Sign(g.userSK)
+	if _, err := r.client.SetPublicConfig(ctx, older); !errors.Is(err, explorer.ErrConflict) {
+		t.Fatalf("older request: %v", err)
+	}
+	if n, _ := r.client.Node(ctx, node.id()); n.PublicConfig == nil {
+		t.Fatal("older request removed the config")
+	}
+	// The node re-registering keeps it.
+	if _, err := node.c.Register(cctx, explorer.Registration{FarmID: g.farm, OSVersion: "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.client.Node(ctx, node.id()); n.PublicConfig == nil || n.OSVersion != "v2" {
+		t.Fatalf("after re-registration: %+v", n)
+	}
+}

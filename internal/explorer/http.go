@@ -29,6 +29,7 @@ func (x *Explorer) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"/farms/{id}", x.getFarm)
 	mux.HandleFunc("GET "+p+"/nodes", x.getNodes)
 	mux.HandleFunc("GET "+p+"/nodes/{node}", x.getNode)
+	mux.HandleFunc("POST "+p+"/nodes/{node}/public_config", x.postPublicConfig)
 	mux.HandleFunc("POST "+p+"/reservations", x.postReservation)
 	mux.HandleFunc("GET "+p+"/reservations", x.getReservations)
 	mux.HandleFunc("GET "+p+"/reservations/{id}", x.getReservation)
@@ -295,6 +296,22 @@ func (x *Explorer) getNodes(w http.ResponseWriter, r *http.Request) {
 
 func (x *Explorer) getNode(w http.ResponseWriter, r *http.Request) {
 	n, err := x.Node(r.Context(), r.PathValue("node"))
+	if err != nil {
+		x.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (x *Explorer) postPublicConfig(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeJSON[gridtypes.PublicConfigRequest](x, r)
+	if err == nil && req.NodeID != r.PathValue("node") {
+		err = fmt.Errorf("node %s in the path, %s in the body: %w", r.PathValue("node"), req.NodeID, gridtypes.ErrInvalid)
+	}
+	var n gridtypes.Node
+	if err == nil {
+		n, err = x.SetPublicConfig(r.Context(), req)
+	}
 	if err != nil {
 		x.fail(w, r, err)
 		return

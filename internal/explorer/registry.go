@@ -284,3 +284,46 @@ func isKeyToken(s string) bool {
 	}
 	return true
 }
+
+// SetPublicConfig applies a farmer's signed public configuration of a node
+// of the farm.
+func (x *Explorer) SetPublicConfig(ctx context.Context, req gridtypes.PublicConfigRequest) (gridtypes.Node, error) {
+	if err := req.Validate(); err != nil {
+		return gridtypes.Node{}, fmt.Errorf("public config: %w", err)
+	}
+	now := x.now()
+	if req.Created > now.Add(gridtypes.ClockSkew).Unix() {
+		return gridtypes.Node{}, fmt.Errorf("public config signed in the future: %w", gridtypes.ErrNotYetValid)
+	}
+	if req.Created < now.Add(-gridtypes.MaxValidity).Unix() {
+		return gridtypes.Node{}, fmt.Errorf("public config signed at %d: %w", req.Created, gridtypes.ErrExpired)
+	}
+	n, err := x.nodeRecord(ctx, req.NodeID)
+	if err != nil {
+		return n, err
+	}
+	f, err := x.Farm(ctx, n.FarmID)
+	if err != nil {
+		return n, err
+	}
+	owner, err := x.userKey(ctx, f.OwnerID)
+	if err != nil {
+		return n, err
+	}
+	if err := req.Verify(owner); err != nil {
+		return n, err
+	}
+	err = x.updateNode(ctx, req.NodeID, func(n *gridtypes.Node) {
+		if req.Created > n.PublicConfigSigned {
+			n.PublicConfig, n.PublicConfigSigned = req.Config, req.Created
+		}
+	})
+	if err != nil {
+		return n, err
+	}
+	n, err = x.Node(ctx, req.NodeID)
+	if err == nil && n.PublicConfigSigned != req.Created {
+		return n, fmt.Errorf("a newer public config of node %s is set: %w", req.NodeID, explorer.ErrConflict)
+	}
+	return n, err
+}

@@ -184,6 +184,13 @@ func (c *Client) Node(ctx context.Context, nodeID string) (gridtypes.Node, error
 	return n, err
 }
 
+// SetPublicConfig sets a node's public interface (signed by the farm owner).
+func (c *Client) SetPublicConfig(ctx context.Context, req gridtypes.PublicConfigRequest) (gridtypes.Node, error) {
+	var n gridtypes.Node
+	_, err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(req.NodeID)+"/public_config", req, &n)
+	return n, err
+}
+
 // CreateReservation submits a signed reservation and returns its id. When
 // the same signed request was accepted before, the error wraps ErrReplay
 // and the id is the one it got.

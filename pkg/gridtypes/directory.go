@@ -283,12 +283,104 @@ type Node struct {
 	Workloads    map[WorkloadType]uint64 `json:"workloads,omitzero"`
 	Interfaces   []Iface                 `json:"ifaces,omitzero"`
 	PublicConfig *PublicConfig           `json:"public_config,omitempty"`
-	WGPorts      []uint16                `json:"wg_ports,omitzero"`
-	Deleted      bool                    `json:"deleted,omitempty"`
+	// PublicConfigSigned is the Created of the farmer's request that set
+	// PublicConfig; older requests are refused (no replay).
+	PublicConfigSigned int64    `json:"public_config_signed,omitempty"`
+	WGPorts            []uint16 `json:"wg_ports,omitzero"`
+	Deleted            bool     `json:"deleted,omitempty"`
 }
 
 // Free is the capacity still available for new reservations:
 // Total - max(Used, System + Reserved), each unit floored at 0.
 func (n *Node) Free() Capacity {
 	return n.TotalResources.Sub(n.UsedResources.Max(n.SystemResources.Add(n.ReservedResources)))
+}
+
+// PublicConfigRequest is a farmer's signed setting of the public
+// interface of one of the farm's nodes.
+type PublicConfigRequest struct {
+	NodeID string `json:"node_id"`
+	// Config is the new configuration; nil removes it.
+	Config *PublicConfig `json:"public_config"`
+	// Created is when the farmer signed (unix seconds).
+	Created int64 `json:"created"`
+	// Signature is hex ed25519 by the farm owner over Hash().
+	Signature string `json:"signature"`
+}
+
+// Validate checks the request's fields.
+func (p *PublicConfigRequest) Validate() error {
+	if _, err := ParseNodeID(p.NodeID); err != nil {
+		return err
+	}
+	if p.Created <= 0 {
+		return fieldErr("created", "is required")
+	}
+	c := p.Config
+	if c == nil {
+		return nil
+	}
+	if err := checkStr("public_config.master", c.Master, 15, true); err != nil {
+		return err
+	}
+	if c.Type != "" && c.Type != "macvlan" {
+		return fieldErr("public_config.type", "%q is not macvlan", c.Type)
+	}
+	if c.IPv4 == "" && c.IPv6 == "" {
+		return fieldErr("public_config", "needs ipv4 or ipv6")
+	}
+	for _, f := range []struct {
+		name, v string
+		v4      bool
+	}{{"ipv4", c.IPv4, true}, {"ipv6", c.IPv6, false}} {
+		if f.v == "" {
+			continue
+		}
+		pr, err := parsePrefix("public_config."+f.name, f.v, f.v4)
+		if err != nil {
+			return err
+		}
+		if !f.v4 && pr.Addr().Is4() {
+			return fieldErr("public_config.ipv6", "%q is not ipv6", f.v)
+		}
+	}
+	if c.IPv4 != "" {
+		if _, err := parseIPv4("public_config.gw4", c.GW4); err != nil {
+			return err
+		}
+	}
+	if c.IPv6 != "" {
+		if err := checkIP("public_config.gw6", c.GW6); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Hash is the SHA-256 of the canonical encoding of the tag
+// "zos-public-config-v1", node id, whether a config is set, its fields
+// (master, type, ipv4, ipv6, gw4, gw6, version) and created.
+func (p *PublicConfigRequest) Hash() [32]byte {
+	e := newEncoder("zos-public-config-v1")
+	e.str(p.NodeID)
+	e.boolean(p.Config != nil)
+	if c := p.Config; c != nil {
+		for _, s := range []string{c.Master, c.Type, c.IPv4, c.IPv6, c.GW4, c.GW6} {
+			e.str(s)
+		}
+		e.i64(int64(c.Version))
+	}
+	e.i64(p.Created)
+	return e.sum()
+}
+
+// Sign sets Signature with the farm owner's key.
+func (p *PublicConfigRequest) Sign(sk ed25519.PrivateKey) { p.Signature = signHex(sk, p.Hash()) }
+
+// Verify checks Signature against the farm owner's key.
+func (p *PublicConfigRequest) Verify(owner ed25519.PublicKey) error {
+	if err := verifyHex(owner, p.Hash(), p.Signature); err != nil {
+		return fmt.Errorf("public config of node %s: %w", p.NodeID, err)
+	}
+	return nil
 }

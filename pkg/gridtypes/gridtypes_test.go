@@ -494,3 +494,31 @@ func TestEnumsText(t *testing.T) {
 		t.Fatal("provision order")
 	}
 }
+
+func TestPublicConfigRequest(t *testing.T) {
+	sk := testKey(4)
+	p := PublicConfigRequest{NodeID: nodeID(1), Created: 1, Config: &PublicConfig{Master: "eth0", Type: "macvlan",
+		IPv4: "185.69.166.10/24", GW4: "185.69.166.1", IPv6: "2a02:1802:5e::10/64", GW6: "2a02:1802:5e::1"}}
+	p.Sign(sk)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(sk.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	p.Config.GW4 = "185.69.166.2"
+	if err := p.Verify(sk.Public().(ed25519.PublicKey)); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("changed config verified: %v", err)
+	}
+	for _, bad := range []PublicConfig{
+		{Master: "eth0", IPv4: "185.69.166.10/24"},
+		{Master: "eth0", IPv6: "10.0.0.1/24", GW6: "10.0.0.1"},
+		{Master: "a-very-long-interface-name", IPv4: "185.69.166.10/24", GW4: "185.69.166.1"},
+		{Master: "eth0"},
+	} {
+		q := PublicConfigRequest{NodeID: nodeID(1), Created: 1, Config: &bad}
+		if err := q.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
