@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zos-go/zos/pkg"
@@ -163,6 +164,10 @@ type Engine struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// pending counts the recovery workers that have not finished their
+	// first attempt; zero once the node is back to what the store says.
+	pending atomic.Int64
+
 	locks   keyedMutex
 	sem     chan struct{}
 	admitMu sync.Mutex // serialises admission so two workloads never take the same capacity
@@ -212,6 +217,7 @@ func (e *Engine) Run(ctx context.Context, sources ...Source) error {
 		return errors.New("provision: engine already running")
 	}
 	e.runCtx, e.wg = ctx, &wg
+	e.pending.Add(1) // until recover has started every worker
 	e.mu.Unlock()
 	defer func() {
 		// No new workers from here on; what they would have done (report
@@ -222,7 +228,9 @@ func (e *Engine) Run(ctx context.Context, sources ...Source) error {
 		wg.Wait()
 	}()
 
-	if err := e.recover(ctx); err != nil {
+	err := e.recover(ctx)
+	e.pending.Add(-1)
+	if err != nil {
 		return err
 	}
 	in := make(chan Delivery)
@@ -244,12 +252,27 @@ func (e *Engine) Run(ctx context.Context, sources ...Source) error {
 	}
 }
 
-// Ready reports whether the engine has finished its start-up recovery and
-// is processing deliveries.
+// Ready reports whether the engine runs and processes deliveries.
 func (e *Engine) Ready() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.runCtx != nil
+}
+
+// Recovered reports whether the engine runs and every workload the store
+// holds has been re-ensured once since it started (successfully or not: a
+// workload still waiting for a dependency keeps retrying in the background).
+func (e *Engine) Recovered() bool {
+	return e.Ready() && e.pending.Load() == 0
+}
+
+// State returns the state of reservation id (ErrNotFound if unknown).
+func (e *Engine) State(id uint64) (State, error) {
+	rec, err := e.store.Get(id)
+	if err != nil {
+		return "", err
+	}
+	return rec.State, nil
 }
 
 // recover restarts what was in progress and re-ensures what is deployed:
@@ -262,9 +285,11 @@ func (e *Engine) recover(ctx context.Context) error {
 	for _, r := range recs {
 		switch r.State {
 		case StateDeploying:
-			e.startDeploy(r.ID(), false)
+			e.pending.Add(1)
+			e.startDeploy(r.ID(), false, func() { e.pending.Add(-1) })
 		case StateDeployed:
-			e.startDeploy(r.ID(), true)
+			e.pending.Add(1)
+			e.startDeploy(r.ID(), true, func() { e.pending.Add(-1) })
 		case StateDeleting:
 			e.startDelete(r.ID())
 		}
@@ -358,7 +383,7 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 		return err
 	}
 	e.log.InfoContext(ctx, "reservation accepted", "id", r.ID, "type", string(r.Type), "name", rec.Name)
-	e.startDeploy(r.ID, false)
+	e.startDeploy(r.ID, false, nil)
 	return nil
 }
 
@@ -414,7 +439,7 @@ func (e *Engine) restoreReplaced(ctx context.Context, rec *Record) error {
 		return err
 	}
 	e.log.WarnContext(ctx, "update failed, previous reservation kept", "id", old.ID(), "update", rec.ID())
-	e.startDeploy(old.ID(), true)
+	e.startDeploy(old.ID(), true, nil)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,10 +24,21 @@ var (
 // ErrSchema is returned when a store file has a layout this code cannot read.
 var ErrSchema = errors.New("unsupported store schema")
 
-// BoltStore is the Store of a node: one bbolt file. Every Put is an fsynced
-// transaction.
+// BoltStore is the Store of a node: one bbolt file. Every Put is durable
+// when it returns. Puts made while a commit is in progress are committed
+// together by the next one (group commit): concurrent writers share an
+// fsync, and a lone writer never waits for company.
 type BoltStore struct {
 	db *bolt.DB
+
+	mu        sync.Mutex
+	queue     []putReq // guarded by mu
+	committer bool     // guarded by mu: a goroutine is committing the queue
+}
+
+type putReq struct {
+	key, value []byte
+	done       chan error
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -103,9 +115,44 @@ func (s *BoltStore) Put(rec *Record) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRecords).Put(idKey(rec.ID()), b)
-	})
+	req := putReq{key: idKey(rec.ID()), value: b, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, req)
+	lead := !s.committer
+	s.committer = true
+	s.mu.Unlock()
+	if lead {
+		s.commitQueue()
+	}
+	return <-req.done
+}
+
+// commitQueue commits queued Puts, one transaction per batch, until the
+// queue is empty. The writer that found no commit in progress runs it.
+func (s *BoltStore) commitQueue() {
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		s.queue = nil
+		if len(batch) == 0 {
+			s.committer = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketRecords)
+			for _, r := range batch {
+				if err := b.Put(r.key, r.value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
 }
 
 // List implements Store.

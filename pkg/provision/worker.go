@@ -54,20 +54,33 @@ type worker struct{ cancel context.CancelFunc }
 // startDeploy runs the deploy worker of id unless one runs already. With
 // ensure, a deployed workload is re-provisioned (brought back after a
 // restart); its failures are retried, never turned into a failed result.
-func (e *Engine) startDeploy(id uint64, ensure bool) {
+// firstDone, when set, is called once after the first attempt (or when no
+// worker is started).
+func (e *Engine) startDeploy(id uint64, ensure bool, firstDone func()) {
+	once := sync.OnceFunc(func() {
+		if firstDone != nil {
+			firstDone()
+		}
+	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.runCtx == nil {
+		once()
 		return
 	}
 	if _, running := e.inflight[id]; running {
+		once()
 		return
 	}
 	ctx, cancel := context.WithCancel(e.runCtx)
 	e.inflight[id] = cancel
 	e.wg.Go(func() {
 		defer cancel()
-		e.retry(ctx, id, "deploy", func(ctx context.Context) (bool, error) { return e.deployOnce(ctx, id, ensure) })
+		defer once()
+		e.retry(ctx, id, "deploy", func(ctx context.Context) (bool, error) {
+			defer once()
+			return e.deployOnce(ctx, id, ensure)
+		})
 		e.mu.Lock()
 		delete(e.inflight, id)
 		e.mu.Unlock()
