@@ -67,6 +67,9 @@ func (g *Grid) Down(ctx context.Context) error {
 		}
 	}
 	removeCgroups(g.cfg.Prefix)
+	if g.lock != nil {
+		g.lock.Close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -202,6 +205,14 @@ func removeCgroups(prefix string) {
 // its zosdev process died: services, processes, mounts, loop devices and
 // namespaces. State files stay.
 func Cleanup(ctx context.Context, cfg Config) error {
-	g := &Grid{cfg: cfg, inetNS: cfg.Prefix + "inet"}
+	lock, err := os.OpenFile(filepath.Join(cfg.Root, "zosdev.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return fmt.Errorf("a grid still runs on %s (stop it with Ctrl-C): %w", cfg.Root, err)
+	}
+	g := &Grid{cfg: cfg, inetNS: cfg.Prefix + "inet", lock: lock}
 	return g.Down(ctx)
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/zos-go/zos/internal/netns"
 	"github.com/zos-go/zos/pkg/explorer"
 	"github.com/zos-go/zos/pkg/gridtypes"
@@ -24,34 +26,46 @@ import (
 )
 
 // Up builds and starts the grid. On error everything started is stopped.
-func Up(ctx context.Context, cfg Config, log *slog.Logger) (g *Grid, err error) {
+func Up(ctx context.Context, cfg Config, log *slog.Logger) (_ *Grid, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g = &Grid{cfg: cfg, log: log, inetNS: cfg.Prefix + "inet"}
+	g := &Grid{cfg: cfg, log: log, inetNS: cfg.Prefix + "inet"}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return nil, err
+	}
+	// One grid per root: a second Up must not touch a running grid.
+	lock, err := os.OpenFile(filepath.Join(cfg.Root, "zosdev.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("a grid already runs on %s: %w", cfg.Root, err)
+	}
+	g.lock = lock
 	defer func() {
 		if err != nil {
 			_ = g.Down(context.WithoutCancel(ctx))
-			g = nil
 		}
 	}()
-	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
-		return g, err
+	if g.forward, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, fmt.Errorf("explorer api address: %w", err)
 	}
 	if err := g.internet(); err != nil {
-		return g, fmt.Errorf("internet namespace: %w", err)
+		return nil, fmt.Errorf("internet namespace: %w", err)
 	}
 	if err := g.startExplorer(ctx); err != nil {
-		return g, err
+		return nil, err
 	}
 	farmID, err := g.ensureFarm(ctx)
 	if err != nil {
-		return g, fmt.Errorf("farm: %w", err)
+		return nil, fmt.Errorf("farm: %w", err)
 	}
 	for i := 1; i <= cfg.Nodes; i++ {
 		n, err := g.startNode(ctx, i, farmID)
 		if err != nil {
-			return g, fmt.Errorf("node %d: %w", i, err)
+			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
 		g.nodes = append(g.nodes, n)
 	}
@@ -97,12 +111,7 @@ func (g *Grid) startExplorer(ctx context.Context) error {
 	if err := waitHTTP(wctx, g.inetNS, "http://"+inetGW+":8080/api/v1/farms"); err != nil {
 		return fmt.Errorf("explorer not answering: %w", err)
 	}
-	l, err := net.Listen("tcp", g.cfg.APIAddr)
-	if err != nil {
-		return fmt.Errorf("forward explorer api: %w", err)
-	}
-	g.forward = l
-	go g.serveForward(l)
+	go g.serveForward(g.forward)
 	return nil
 }
 
