@@ -26,13 +26,13 @@ import (
 const inetGW = "198.18.0.1"
 
 type grid struct {
-	t     *testing.T
+	t     testing.TB
 	inet  string
 	nodes []*node
 }
 
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	i      int
 	hostNS string
 	cfg    network.Config
@@ -53,7 +53,7 @@ func run(t testing.TB, name string, args ...string) string {
 
 // newGrid makes the internet namespace and n node host namespaces, each
 // wired to the internet bridge with a veth; it does not start modules.
-func newGrid(t *testing.T, n int) *grid {
+func newGrid(t testing.TB, n int) *grid {
 	t.Helper()
 	g := &grid{t: t, inet: testutil.NetNS(t)}
 	run(t, "ip", "-n", g.inet, "link", "add", "inet", "type", "bridge")
@@ -151,7 +151,7 @@ func canConnect(ns, target string, port int) bool {
 
 // listen accepts (and closes) TCP connections on addr inside namespace ns
 // until the test ends.
-func listen(t *testing.T, ns, addr string) {
+func listen(t testing.TB, ns, addr string) {
 	t.Helper()
 	var l net.Listener
 	if err := netns.Do(ns, func() error {
