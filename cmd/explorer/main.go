@@ -71,6 +71,7 @@ func rootCmd() *cobra.Command {
 	f.BoolVar(&cfg.NATS.SyncAlways, "sync-always", false, "fsync every JetStream write (embedded server)")
 	f.DurationVar(&cfg.AckWait, "ack-wait", cfg.AckWait, "time a node has to acknowledge a delivery")
 	f.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "unacknowledged deliveries per node (1: strictly ordered)")
+	f.BoolVar(&cfg.ConsumerStateOnDisk, "consumer-state-on-disk", false, "keep node consumer state in files (slower; survives a NATS restart without re-creation)")
 	f.BoolVar(&cfg.ReconcileOnStart, "reconcile", cfg.ReconcileOnStart, "redeliver pending reservations and recompute capacity at start")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&hubDir, "hub-dir", "", "flist hub directory (default <data-dir>/hub; \"off\" disables the hub)")

@@ -32,6 +32,13 @@ type Config struct {
 	ReconcileOnStart bool
 	// MaxBodyBytes bounds HTTP request bodies.
 	MaxBodyBytes int64
+	// ConsumerStateOnDisk keeps the nodes' consumer state in files rather
+	// than in memory. In memory (the default) a NATS restart loses it and
+	// the explorer re-creates the consumers, which then deliver what was not
+	// acknowledged again; on disk it survives, but every acknowledgement
+	// rewrites a state file, which dominates the delivery latency with many
+	// nodes (p99 ~50 ms instead of ~4 ms with 1,000 nodes here).
+	ConsumerStateOnDisk bool
 }
 
 // NATSConfig says whether to embed a NATS server or use a cluster.

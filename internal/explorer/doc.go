@@ -10,7 +10,15 @@
 // Replicas 3), with no other change. State lives in KV buckets (zos-users,
 // zos-farms, zos-nodes, zos-capacity, zos-reservations keyed
 // "<node id>.<id>", zos-replay keyed by request hash) and deliveries in the
-// stream ZOS_DELIVERY, subject "zos.deliver.<node id>", interest retention.
+// work-queue stream ZOS_DELIVERY, subject "zos.deliver.<node id>": a
+// delivery stays on disk until the node acknowledges it. Each node has a
+// durable pull consumer "node-<id>" whose state is kept in memory
+// (replicated on a cluster) unless Config.ConsumerStateOnDisk: rewriting a
+// state file on every acknowledgement dominated the delivery latency with
+// 1,000 nodes (p99 ~50 ms against ~4 ms). A consumer lost with a NATS
+// restart is re-created by the explorer at start and whenever its node asks
+// (NodeClient.Watch does), and then delivers again what was not
+// acknowledged: nothing is lost, at worst delivered twice.
 //
 // # Node authentication and isolation
 //
@@ -42,7 +50,9 @@
 // background and at start (ReconcileOnStart), which also recomputes the
 // reserved capacity: a crash between steps is repaired at the next start.
 // Delivery is at-least-once and, with MaxAckPending 1, in order per node;
-// nodes de-duplicate by id.
+// nodes de-duplicate by id. A failed publish is retried with the
+// reservation's current state (a delete is never overtaken by its own
+// stale deploy).
 //
 // Results are signed by the node and verified before they are stored; an
 // error result or a deletion releases the capacity and the public IP.

@@ -433,3 +433,31 @@ func TestFarmerSetsPublicConfig(t *testing.T) {
 		t.Fatalf("after re-registration: %+v", n)
 	}
 }
+
+// TestLostConsumerIsRecreated deletes a node's consumer (as a NATS restart
+// loses in-memory consumer state): what is published meanwhile stays in the
+// work queue, and the node's Watch gets its consumer re-created and
+// receives it.
+func TestLostConsumerIsRecreated(t *testing.T) {
+	r := startExplorer(t, testutil.TempDir(t), 0, nil)
+	g := newGrid(t, r, 1, bigNode)
+	node := g.nodes[0]
+	first := g.deploy(t, node.id(), volume(1))
+	node.waitReceived(t, first, gridtypes.ActionDeploy)
+	ctx := context.Background()
+	if err := r.x.js.DeleteConsumer(ctx, explorer.DeliveryStream, explorer.ConsumerName(node.id())); err != nil {
+		t.Fatal(err)
+	}
+	second := g.deploy(t, node.id(), volume(1))
+	node.waitReceived(t, second, gridtypes.ActionDeploy)
+	// The acknowledged one left the work queue: it is not delivered again.
+	n := 0
+	for _, res := range node.received() {
+		if res.ID == first {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("acknowledged reservation delivered %d times", n)
+	}
+}

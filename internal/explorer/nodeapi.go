@@ -126,6 +126,11 @@ func (x *Explorer) nodeOp(ctx context.Context, nodeID, op string, body []byte) (
 		return nil, x.PostResult(ctx, nodeID, res)
 	case explorer.NodeOpGet:
 		return x.Node(ctx, nodeID)
+	case explorer.NodeOpConsumer:
+		if _, err := x.nodeRecord(ctx, nodeID); err != nil {
+			return nil, err
+		}
+		return nil, x.ensureConsumer(ctx, nodeID)
 	case explorer.NodeOpFarm:
 		n, err := x.Node(ctx, nodeID)
 		if err != nil {

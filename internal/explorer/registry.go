@@ -165,7 +165,20 @@ func (x *Explorer) Register(ctx context.Context, nodeID string, reg explorer.Reg
 	if err != nil {
 		return n, err
 	}
-	_, err = x.js.CreateOrUpdateConsumer(ctx, explorer.DeliveryStream, jetstream.ConsumerConfig{
+	if err := x.ensureConsumer(ctx, nodeID); err != nil {
+		return n, err
+	}
+	x.log.InfoContext(ctx, "node registered", "node", nodeID, "farm", reg.FarmID)
+	return x.withReserved(ctx, n)
+}
+
+// ensureConsumer creates (or updates) the durable consumer of a node's
+// deliveries. Its state lives in memory (replicated on a cluster) unless
+// Config.ConsumerStateOnDisk: the stream is a work queue, so what a lost
+// consumer had not acknowledged is still in the stream, and a re-created
+// consumer delivers exactly that again (at start, and when a node asks).
+func (x *Explorer) ensureConsumer(ctx context.Context, nodeID string) error {
+	_, err := x.js.CreateOrUpdateConsumer(ctx, explorer.DeliveryStream, jetstream.ConsumerConfig{
 		Durable:       explorer.ConsumerName(nodeID),
 		FilterSubject: explorer.DeliverySubject(nodeID),
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -173,12 +186,41 @@ func (x *Explorer) Register(ctx context.Context, nodeID string, reg explorer.Reg
 		AckWait:       x.cfg.AckWait,
 		MaxAckPending: x.cfg.MaxAckPending,
 		Replicas:      x.cfg.NATS.Replicas,
+		MemoryStorage: !x.cfg.ConsumerStateOnDisk,
+	})
+	return natsErr("consumer of node "+nodeID, err)
+}
+
+// ensureConsumers re-creates the consumer of every registered node (a
+// restarted NATS server has lost in-memory consumer state).
+func (x *Explorer) ensureConsumers(ctx context.Context) error {
+	var nodes []string
+	err := scan(ctx, x.st.nodes, func(k string, _ []byte) error {
+		nodes = append(nodes, k)
+		return nil
 	})
 	if err != nil {
-		return n, natsErr("consumer of node "+nodeID, err)
+		return err
 	}
-	x.log.InfoContext(ctx, "node registered", "node", nodeID, "farm", reg.FarmID)
-	return x.withReserved(ctx, n)
+	sem := make(chan struct{}, 16)
+	errc := make(chan error, len(nodes))
+	for _, n := range nodes {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errc <- x.ensureConsumer(ctx, n)
+		}()
+	}
+	for range cap(sem) {
+		sem <- struct{}{}
+	}
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // updateNode applies fn to a registered node's record.

@@ -504,9 +504,13 @@ func (x *Explorer) publish(ctx context.Context, r *gridtypes.Reservation) error 
 }
 
 // reconcile repairs what a crash between two steps can leave: it
-// re-delivers reservations the node may not have received and recomputes
-// each node's reserved capacity from the records.
+// re-creates the nodes' consumers, re-delivers reservations the node may
+// not have received and recomputes each node's reserved capacity from the
+// records.
 func (x *Explorer) reconcile(ctx context.Context) error {
+	if err := x.ensureConsumers(ctx); err != nil {
+		return err
+	}
 	held := map[string]gridtypes.Capacity{}
 	var redeliver []*gridtypes.Reservation
 	err := scan(ctx, x.st.res, func(k string, v []byte) error {

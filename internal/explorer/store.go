@@ -61,7 +61,7 @@ func openStore(ctx context.Context, js jetstream.JetStream, replicas int) (*stor
 		Subjects:   []string{explorer.DeliverySubjectPrefix + ">"},
 		Storage:    jetstream.FileStorage,
 		Replicas:   replicas,
-		Retention:  jetstream.InterestPolicy,
+		Retention:  jetstream.WorkQueuePolicy,
 		Duplicates: 2 * time.Minute,
 	})
 	if err != nil {

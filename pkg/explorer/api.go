@@ -43,6 +43,8 @@ const (
 	NodeOpUser         = "user"
 	NodeOpReservation  = "reservation"
 	NodeOpReservations = "reservations"
+	// NodeOpConsumer asks the explorer to (re-)create the node's consumer.
+	NodeOpConsumer = "consumer"
 )
 
 // DeliverySubject is the subject node id's reservations are published on.

@@ -251,41 +251,77 @@ const NakDelay = 2 * time.Second
 
 // Watch delivers the node's reservations to h until ctx ends (then it
 // returns nil). The node must be registered. Deliveries that do not decode
-// or are not for this node are logged and dropped.
+// or are not for this node are logged and dropped. When the node's
+// consumer is gone (a restarted NATS server loses in-memory consumer
+// state) Watch asks the explorer to re-create it and goes on; what was not
+// acknowledged is delivered again.
 func (c *NodeClient) Watch(ctx context.Context, h Handler) error {
-	var cons jetstream.Consumer
+	for ctx.Err() == nil {
+		cons, ok := c.consumer(ctx)
+		if !ok {
+			return nil
+		}
+		if err := c.consume(ctx, cons, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consumer returns the node's consumer, asking the explorer to create it
+// when missing, retrying until ctx ends (then ok is false).
+func (c *NodeClient) consumer(ctx context.Context) (jetstream.Consumer, bool) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		var err error
-		cons, err = c.js.Consumer(ctx, DeliveryStream, ConsumerName(c.id))
+		cons, err := c.js.Consumer(ctx, DeliveryStream, ConsumerName(c.id))
 		if err == nil {
-			break
+			return cons, true
 		}
 		if ctx.Err() != nil {
-			return nil
+			return nil, false
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = c.request(rctx, NodeOpConsumer, nil, nil)
+			cancel()
+			if err == nil {
+				continue
+			}
 		}
 		c.log.DebugContext(ctx, "delivery consumer not available", "node", c.id, "error", err)
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, false
 		case <-time.After(wait):
 		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(16), jetstream.PullHeartbeat(2*time.Second))
+}
+
+// consume handles deliveries until ctx ends (nil) or the consumer is gone
+// (nil, the caller gets it again).
+func (c *NodeClient) consume(ctx context.Context, cons jetstream.Consumer, h Handler) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(16), jetstream.PullHeartbeat(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("node %s deliveries: %w: %w", c.id, ErrUnavailable, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	defer it.Stop()
 	for {
 		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			c.log.DebugContext(ctx, "delivery iterator", "node", c.id, "error", err)
+		if err == nil {
+			c.handle(ctx, m, h)
 			continue
 		}
-		c.handle(ctx, m, h)
+		if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return nil
+		}
+		c.log.DebugContext(ctx, "delivery iterator", "node", c.id, "error", err)
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, ierr := cons.Info(ictx)
+		cancel()
+		if errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			return nil
+		}
 	}
 }
 
