@@ -109,7 +109,7 @@ func samePeer(h wgtypes.Peer, p wgtypes.PeerConfig) bool {
 	if p.PersistentKeepaliveInterval != nil && h.PersistentKeepaliveInterval != *p.PersistentKeepaliveInterval {
 		return false
 	}
-	if p.Endpoint != nil && (h.Endpoint == nil || h.Endpoint.AddrPort() != p.Endpoint.AddrPort()) {
+	if p.Endpoint != nil && (h.Endpoint == nil || unmapped(h.Endpoint) != unmapped(p.Endpoint)) {
 		return false
 	}
 	a := ipNetStrings(h.AllowedIPs)
@@ -140,7 +140,7 @@ func uapiConfig(s wgSpec) string {
 			fmt.Fprintf(&b, "allowed_ip=%s\n", a.String())
 		}
 		if p.Endpoint != nil {
-			fmt.Fprintf(&b, "endpoint=%s\n", p.Endpoint.AddrPort())
+			fmt.Fprintf(&b, "endpoint=%s\n", unmapped(p.Endpoint))
 		}
 		if p.PersistentKeepaliveInterval != nil {
 			fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", int(p.PersistentKeepaliveInterval.Seconds()))
@@ -203,4 +203,10 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() error) erro
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// unmapped returns the endpoint with an IPv4 address in its 4-byte form.
+func unmapped(a *net.UDPAddr) netip.AddrPort {
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
