@@ -191,3 +191,11 @@ func dump(v any) string {
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
+
+// halt ends Run without tearing anything down, as a crash or a stop of the
+// agent would.
+func (nd *node) halt() {
+	nd.cancel()
+	<-nd.done
+	nd.cancel = nil
+}
