@@ -326,7 +326,7 @@ func (c *NodeClient) consume(ctx context.Context, cons jetstream.Consumer, h Han
 }
 
 func (c *NodeClient) handle(ctx context.Context, m jetstream.Msg, h Handler) {
-	r, err := gridtypes.Decode(m.Data())
+	r, err := gridtypes.DecodeStored(m.Data())
 	if err == nil && r.NodeID != c.id {
 		err = fmt.Errorf("delivery for node %s: %w", r.NodeID, ErrForbidden)
 	}

@@ -231,6 +231,17 @@ func TestDecodeRejects(t *testing.T) {
 	if _, err := Decode(good); err != nil {
 		t.Fatalf("good: %v", err)
 	}
+	// What the explorer stores may exceed the request limit (signatures,
+	// result), up to MaxStoredReservationSize.
+	r, _ := Decode(good)
+	r.Result = &Result{Message: strings.Repeat("m", MaxReservationSize)}
+	big, _ := json.Marshal(r)
+	if _, err := Decode(big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("request limit: %v", err)
+	}
+	if _, err := DecodeStored(big); err != nil {
+		t.Fatalf("stored reservation: %v", err)
+	}
 }
 
 func TestValidateRejects(t *testing.T) {

@@ -191,8 +191,24 @@ func (r *Reservation) SetWorkload(w Workload) error {
 // shape only: call Validate for the field rules and Verify for the
 // signature. Errors wrap ErrMalformed, ErrTooLarge or ErrUnknownWorkloadType.
 func Decode(b []byte) (*Reservation, error) {
-	if len(b) > MaxReservationSize {
-		return nil, fmt.Errorf("reservation of %d bytes (limit %d): %w", len(b), MaxReservationSize, ErrTooLarge)
+	return decodeLimited(b, MaxReservationSize)
+}
+
+// MaxStoredReservationSize bounds a reservation as the explorer stores and
+// delivers it: a request of at most MaxReservationSize plus the explorer's
+// part (collected signatures, the node's result).
+const MaxStoredReservationSize = 512 << 10
+
+// DecodeStored is Decode for a reservation as the explorer stores and
+// delivers it (what a node receives): the size limit is
+// MaxStoredReservationSize.
+func DecodeStored(b []byte) (*Reservation, error) {
+	return decodeLimited(b, MaxStoredReservationSize)
+}
+
+func decodeLimited(b []byte, limit int) (*Reservation, error) {
+	if len(b) > limit {
+		return nil, fmt.Errorf("reservation of %d bytes (limit %d): %w", len(b), limit, ErrTooLarge)
 	}
 	var r Reservation
 	if err := decodeStrict("reservation", b, &r); err != nil {
