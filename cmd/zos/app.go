@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -71,11 +73,13 @@ func (a *app) print(v any, table func(w *tabwriter.Writer)) error {
 		if err != nil {
 			return err
 		}
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.UseNumber()
 		var generic any
-		if err := json.Unmarshal(b, &generic); err != nil {
+		if err := d.Decode(&generic); err != nil {
 			return err
 		}
-		out, err := yaml.Marshal(generic)
+		out, err := yaml.Marshal(numbers(generic))
 		if err != nil {
 			return err
 		}
@@ -85,6 +89,31 @@ func (a *app) print(v any, table func(w *tabwriter.Writer)) error {
 	w := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 	table(w)
 	return w.Flush()
+}
+
+// numbers turns the json.Numbers of a decoded document into integers (or
+// floats), so YAML prints 1700000000 and not 1.7e+09.
+func numbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return i
+		}
+		if u, err := strconv.ParseUint(string(v), 10, 64); err == nil {
+			return u
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, x := range v {
+			v[k] = numbers(x)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = numbers(x)
+		}
+	}
+	return v
 }
 
 func gib(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/float64(1<<30)) }

@@ -160,7 +160,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatal("farm create")
 	}
 	out, _ = run("farm", "list", "--mine", "-o", "yaml")
-	if !strings.Contains(out, "name: farm1") || !strings.Contains(out, "185.69.166.7/24") {
+	if !strings.Contains(out, "name: farm1") || !strings.Contains(out, "185.69.166.7/24") || strings.Contains(out, "e+09") {
 		t.Fatalf("farm list yaml:\n%s", out)
 	}
 	var farms []gridtypes.Farm
