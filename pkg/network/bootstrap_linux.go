@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+	"sigs.k8s.io/knftables"
 
 	"github.com/zos-go/zos/internal/netns"
 )
@@ -296,6 +297,13 @@ func (m *Module) teardownNode(ctx context.Context) error {
 	}
 	errs = append(errs, m.inHost(func() error {
 		var errs []error
+		if nft, err := knftables.New(knftables.BridgeFamily, nftTable, knftables.EmulateDestroy); err == nil {
+			tx := nft.NewTransaction()
+			tx.Destroy(&knftables.Table{})
+			if err := nft.Run(ctx, tx); err != nil && !knftables.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
 		for _, n := range []string{m.cfg.NDMZBridge, "tozos", m.cfg.PublicBridge, m.cfg.ZOSBridge} {
 			if err := deleteLink(n); err != nil && !errors.Is(err, unix.ENODEV) {
 				errs = append(errs, err)

@@ -226,12 +226,21 @@ func (m *Module) PubTapExists(res string) (bool, error) {
 	return linkExistsIn(m.cfg.HostNS, pubTapIface(res))
 }
 
-// RemovePubTap implements pkg.Networker.
+// RemovePubTap implements pkg.Networker; it also removes the tap's public
+// IP filter (SetupPubIPFilter).
 func (m *Module) RemovePubTap(res string) error {
+	ctx, cancel, err := m.op()
+	if err != nil {
+		return err
+	}
+	defer cancel()
 	if err := CheckPubTapID(res); err != nil {
 		return err
 	}
-	return m.inHost(func() error { return deleteLink(pubTapIface(res)) })
+	if err := m.inHost(func() error { return deleteLink(pubTapIface(res)) }); err != nil {
+		return err
+	}
+	return m.RemovePubIPFilter(ctx, res)
 }
 
 // DisconnectPubTap implements pkg.Networker.
