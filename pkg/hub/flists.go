@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
@@ -152,12 +153,22 @@ func (s *Server) info(full bool) http.HandlerFunc {
 	}
 }
 
+// openError wraps an error of format.Open on behalf of request r:
+// ErrInvalidFlist, unless the request ended first (the client went away),
+// which says nothing about the flist.
+func openError(r *http.Request, what string, err error) error {
+	if r.Context().Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, ErrInvalidFlist, err)
+}
+
 func (s *Server) contents(r *http.Request, sum string) ([]Content, error) {
 	rd, err := format.Open(r.Context(), filepath.Join(s.objects(), sum), format.Options{
 		UnpackDir: filepath.Join(s.cfg.Dir, ".unpacked", sum+".d"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", sum, ErrInvalidFlist, err)
+		return nil, openError(r, sum, err)
 	}
 	defer rd.Close()
 	out := []Content{}
@@ -269,7 +280,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	rd, err := format.Open(r.Context(), tmp.Name(), format.Options{UnpackDir: tmp.Name() + ".d"})
 	if err != nil {
-		writeError(w, fmt.Errorf("%s/%s: %w: %w", user, name, ErrInvalidFlist, err))
+		writeError(w, openError(r, user+"/"+name, err))
 		return
 	}
 	rd.Close()

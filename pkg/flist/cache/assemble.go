@@ -28,9 +28,9 @@ var (
 var noReflink atomic.Bool
 
 // Peek returns the cached plain content of b, opened, without fetching
-// it; ok is false when it is not cached (or damaged, then dropped).
+// it; ok is false when it is not cached or does not match b.
 func (c *Cache) Peek(b block.Block) (*os.File, bool) {
-	return c.openCached(Path(c.cfg.Dir, b.ID), hex.EncodeToString(b.ID), b)
+	return c.openCached(Path(c.cfg.Dir, b.ID), flightKey(b), b)
 }
 
 // filePath is where the assembled content of a file with these blocks is

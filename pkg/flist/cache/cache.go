@@ -7,9 +7,15 @@
 // file and a rename, so concurrent processes sharing the directory never see
 // a partial block. A block that fails verification is never cached: the read
 // that wanted it fails and the next read fetches again. A cached file is
-// re-verified the first time a process uses it; a damaged one is dropped and
-// fetched again. Fetches that take longer than Config.FetchTimeout fail, so
-// a store that is down gives errors, never a hang.
+// re-verified the first time a process uses it (for each key it is read
+// with); a damaged one is fetched again and replaced. Fetches that take
+// longer than Config.FetchTimeout fail, so a store that is down gives
+// errors, never a hang.
+//
+// Concurrent reads of one block share one fetch, which runs with a context
+// of its own: a reader that gives up (its context ends) stops waiting, the
+// others still get the block. A shared fetch is keyed by the block's id
+// and key, so a reference with a wrong key fails alone.
 package cache
 
 import (
@@ -69,7 +75,7 @@ type Cache struct {
 	codec    block.Codec
 	log      *slog.Logger
 	group    singleflight.Group
-	verified sync.Map // hex id -> struct{}
+	verified sync.Map // flightKey -> struct{}: the cached file matches this id and key
 	prefetch chan struct{}
 	wg       sync.WaitGroup
 
@@ -88,8 +94,7 @@ func New(cfg Config, st store.Store, codec block.Codec, log *slog.Logger) (*Cach
 // than four prefetches run; errors are left to the read that needs the
 // block.
 func (c *Cache) Prefetch(b block.Block) {
-	h := hex.EncodeToString(b.ID)
-	if _, ok := c.verified.Load(h); ok {
+	if _, ok := c.verified.Load(flightKey(b)); ok {
 		return
 	}
 	if _, err := os.Stat(Path(c.cfg.Dir, b.ID)); err == nil {
@@ -126,43 +131,58 @@ func (c *Cache) Stats() Stats {
 	return Stats{Hits: c.hits.Load(), Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), Corrupt: c.corrupt.Load()}
 }
 
+// flightKey identifies a block reference: its id and its key.
+func flightKey(b block.Block) string {
+	return hex.EncodeToString(b.ID) + ":" + hex.EncodeToString(b.Key)
+}
+
 // Open returns the cached plain content of b, opened read-only, fetching it
-// first when needed. Errors wrap ErrFetch (and store.ErrNotFound or
-// block.ErrCorrupt when that is the cause).
+// first when needed. Errors of the fetch wrap ErrFetch (and
+// store.ErrNotFound or block.ErrCorrupt when that is the cause). When ctx
+// ends first, Open returns an error wrapping ctx's error (not ErrFetch):
+// the fetch goes on for the other readers of the block and fills the
+// cache.
 func (c *Cache) Open(ctx context.Context, b block.Block) (*os.File, error) {
 	h := hex.EncodeToString(b.ID)
 	p := Path(c.cfg.Dir, b.ID)
-	if f, ok := c.openCached(p, h, b); ok {
-		c.hits.Add(1)
-		return f, nil
-	}
-	ch := c.group.DoChan(h, func() (any, error) {
-		// the fetch is shared: it must not die with the first caller
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
-		defer cancel()
-		return nil, c.fetch(fctx, p, h, b)
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
+	key := flightKey(b)
+	for attempt := 0; ; attempt++ {
+		if f, ok := c.openCached(p, key, b); ok {
+			c.hits.Add(1)
+			return f, nil
 		}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("block %s: %w: %w", h, ErrFetch, ctx.Err())
+		ch := c.group.DoChan(key, func() (any, error) {
+			// the fetch is shared: it must not die with the first caller
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FetchTimeout)
+			defer cancel()
+			return nil, c.fetch(fctx, p, h, key, b)
+		})
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return nil, res.Err
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("block %s: %w", h, ctx.Err())
+		}
+		f, err := os.Open(p)
+		if err == nil {
+			return f, nil
+		}
+		c.verified.Delete(key)
+		if !errors.Is(err, os.ErrNotExist) || attempt > 0 {
+			return nil, fmt.Errorf("block %s: %w: %w", h, ErrFetch, err)
+		}
+		// evicted right after the fetch: fetch again, once
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("block %s: %w: %w", h, ErrFetch, err)
-	}
-	return f, nil
 }
 
-func (c *Cache) openCached(p, h string, b block.Block) (*os.File, bool) {
-	if _, ok := c.verified.Load(h); ok {
+func (c *Cache) openCached(p, key string, b block.Block) (*os.File, bool) {
+	if _, ok := c.verified.Load(key); ok {
 		if f, err := os.Open(p); err == nil {
 			return f, true
 		}
-		c.verified.Delete(h)
+		c.verified.Delete(key)
 		return nil, false
 	}
 	data, err := os.ReadFile(p)
@@ -170,18 +190,20 @@ func (c *Cache) openCached(p, h string, b block.Block) (*os.File, bool) {
 		return nil, false
 	}
 	if !block.Verify(c.codec, b, data) {
+		// damaged, or b's key is wrong: the fetch tells, and replaces the
+		// file only in the first case (removing it here would take a good
+		// block from every reader with the right key)
 		c.corrupt.Add(1)
-		c.log.Warn("cached block damaged, fetching it again", "block", h, "path", p)
-		_ = os.Remove(p)
+		c.log.Warn("cached block does not match its key, fetching it again", "block", hex.EncodeToString(b.ID), "path", p)
 		return nil, false
 	}
-	c.verified.Store(h, struct{}{})
+	c.verified.Store(key, struct{}{})
 	f, err := os.Open(p)
 	return f, err == nil
 }
 
-func (c *Cache) fetch(ctx context.Context, p, h string, b block.Block) error {
-	if _, ok := c.verified.Load(h); ok {
+func (c *Cache) fetch(ctx context.Context, p, h, key string, b block.Block) error {
+	if _, ok := c.verified.Load(key); ok {
 		if _, err := os.Stat(p); err == nil {
 			return nil // fetched by the flight before ours
 		}
@@ -206,7 +228,7 @@ func (c *Cache) fetch(ctx context.Context, p, h string, b block.Block) error {
 		c.log.Error("block cache write failed", "block", h, "err", err)
 		return fmt.Errorf("block %s: %w: %w", h, ErrFetch, err)
 	}
-	c.verified.Store(h, struct{}{})
+	c.verified.Store(key, struct{}{})
 	c.log.Debug("block fetched", "block", h, "bytes", len(plain), "duration", time.Since(start))
 	return nil
 }

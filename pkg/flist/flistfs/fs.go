@@ -24,22 +24,28 @@ type tree struct {
 	cache *cache.Cache
 	log   *slog.Logger
 	ttl   time.Duration
+	// life is the mount's lifetime: loads and fetches run with it, never
+	// with a request's context (see lazy)
+	life context.Context
+	// loadTimeout bounds one load of metadata (listing, block list,
+	// xattrs) from the flist
+	loadTimeout time.Duration
 	// passthrough lets the kernel read fully cached files directly
 	passthrough bool
 }
 
-// node is one inode of the flist. Directories load their listing on first
-// use and keep it: the flist never changes under a mount.
+// node is one inode of the flist. Its listing (directories), block list
+// (files) and extended attributes are loaded on first use and kept, as
+// long as the kernel keeps the inode: the flist never changes under a
+// mount. See lazy for why no request's cancellation reaches a load.
 type node struct {
 	fs.Inode
 	t  *tree
 	in format.Inode
 
-	mu       sync.Mutex
-	children []format.Inode // sorted by name; guarded by mu
-	loaded   bool           // guarded by mu
-	xattrs   []format.Xattr // guarded by mu
-	xloaded  bool           // guarded by mu
+	children lazy[[]format.Inode] // sorted by name
+	blocks   lazy[[]block.Block]
+	xattrs   lazy[[]format.Xattr]
 }
 
 var (
@@ -80,18 +86,14 @@ func (n *node) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) sy
 	return 0
 }
 
-func (n *node) listing(ctx context.Context) ([]format.Inode, syscall.Errno) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.loaded {
-		return n.children, 0
-	}
-	children, err := n.t.r.Children(ctx, n.in.Ino)
+func (n *node) listing() ([]format.Inode, syscall.Errno) {
+	children, err := n.children.get(n.t.life, n.t.loadTimeout, func(ctx context.Context) ([]format.Inode, error) {
+		return n.t.r.Children(ctx, n.in.Ino)
+	})
 	if err != nil {
 		n.t.log.Error("directory listing failed", "ino", n.in.Ino, "name", n.in.Name, "err", err)
 		return nil, syscall.EIO
 	}
-	n.children, n.loaded = children, true
 	return children, 0
 }
 
@@ -99,7 +101,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if !n.in.IsDir() {
 		return nil, syscall.ENOTDIR
 	}
-	children, errno := n.listing(ctx)
+	children, errno := n.listing()
 	if errno != 0 {
 		return nil, errno
 	}
@@ -116,8 +118,8 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	return child, 0
 }
 
-func (n *node) entries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
-	children, errno := n.listing(ctx)
+func (n *node) entries() ([]fuse.DirEntry, syscall.Errno) {
+	children, errno := n.listing()
 	if errno != 0 {
 		return nil, errno
 	}
@@ -134,11 +136,11 @@ func (n *node) entries(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
 	return out, 0
 }
 
-func (n *node) OpendirHandle(ctx context.Context, _ uint32) (fs.FileHandle, uint32, syscall.Errno) {
+func (n *node) OpendirHandle(_ context.Context, _ uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if !n.in.IsDir() {
 		return nil, 0, syscall.ENOTDIR
 	}
-	list, errno := n.entries(ctx)
+	list, errno := n.entries()
 	if errno != 0 {
 		return nil, 0, errno
 	}
@@ -146,8 +148,8 @@ func (n *node) OpendirHandle(ctx context.Context, _ uint32) (fs.FileHandle, uint
 	return fs.NewListDirStream(list), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
-func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	list, errno := n.entries(ctx)
+func (n *node) Readdir(context.Context) (fs.DirStream, syscall.Errno) {
+	list, errno := n.entries()
 	if errno != 0 {
 		return nil, errno
 	}
@@ -161,23 +163,19 @@ func (n *node) Readlink(context.Context) ([]byte, syscall.Errno) {
 	return []byte(n.in.Target), 0
 }
 
-func (n *node) loadXattrs(ctx context.Context) ([]format.Xattr, syscall.Errno) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.xloaded {
-		return n.xattrs, 0
-	}
-	x, err := n.t.r.Xattrs(ctx, n.in.Ino)
+func (n *node) loadXattrs() ([]format.Xattr, syscall.Errno) {
+	x, err := n.xattrs.get(n.t.life, n.t.loadTimeout, func(ctx context.Context) ([]format.Xattr, error) {
+		return n.t.r.Xattrs(ctx, n.in.Ino)
+	})
 	if err != nil {
-		n.t.log.Error("xattrs failed", "ino", n.in.Ino, "err", err)
+		n.t.log.Error("xattrs failed", "ino", n.in.Ino, "name", n.in.Name, "err", err)
 		return nil, syscall.EIO
 	}
-	n.xattrs, n.xloaded = x, true
 	return x, 0
 }
 
-func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	xs, errno := n.loadXattrs(ctx)
+func (n *node) Getxattr(_ context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	xs, errno := n.loadXattrs()
 	if errno != 0 {
 		return 0, errno
 	}
@@ -192,8 +190,8 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	return 0, syscall.ENODATA
 }
 
-func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	xs, errno := n.loadXattrs(ctx)
+func (n *node) Listxattr(_ context.Context, dest []byte) (uint32, syscall.Errno) {
+	xs, errno := n.loadXattrs()
 	if errno != 0 {
 		return 0, errno
 	}
@@ -220,14 +218,16 @@ func (n *node) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+func (n *node) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if !n.in.IsRegular() {
 		return nil, 0, syscall.EINVAL
 	}
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	blocks, err := n.t.r.Blocks(ctx, n.in.Ino)
+	blocks, err := n.blocks.get(n.t.life, n.t.loadTimeout, func(ctx context.Context) ([]block.Block, error) {
+		return n.t.r.Blocks(ctx, n.in.Ino)
+	})
 	if err != nil {
 		n.t.log.Error("file blocks failed", "ino", n.in.Ino, "name", n.in.Name, "err", err)
 		return nil, 0, syscall.EIO
@@ -236,7 +236,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if chunk <= 0 {
 		chunk = block.ChunkSize
 	}
-	h := &handle{t: n.t, in: n.in, blocks: blocks, chunk: chunk, last: -1, backing: n.t.backing(ctx, n.in, blocks, chunk)}
+	// an interrupted open still gets its passthrough file (see lazy)
+	backing := n.t.backing(n.t.life, n.in, blocks, chunk)
+	h := &handle{t: n.t, in: n.in, blocks: blocks, chunk: chunk, last: -1, backing: backing}
 	// contents never change: let the kernel keep its page cache (a
 	// passthrough open uses the backing file's cache instead)
 	return h, fuse.FOPEN_KEEP_CACHE, 0
@@ -305,7 +307,7 @@ type blockRef struct {
 	dropped bool // guarded by handle.mu: out of h.open, close at refs 0
 }
 
-func (h *handle) acquire(ctx context.Context, idx int) (*blockRef, error) {
+func (h *handle) acquire(idx int) (*blockRef, error) {
 	h.mu.Lock()
 	if idx == h.last+1 {
 		// sequential reading: fetch the next blocks while this one is used
@@ -322,7 +324,9 @@ func (h *handle) acquire(ctx context.Context, idx int) (*blockRef, error) {
 		}
 	}
 	h.mu.Unlock()
-	f, err := h.t.cache.Open(ctx, h.blocks[idx])
+	// the wait for the block ignores the request's cancellation (an
+	// interrupt, see lazy); the fetch is bounded by the cache's timeout
+	f, err := h.t.cache.Open(h.t.life, h.blocks[idx])
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +361,7 @@ func (h *handle) release(r *blockRef) {
 	}
 }
 
-func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+func (h *handle) Read(_ context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	size := int64(h.in.Size)
 	if off >= size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
@@ -370,7 +374,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 			h.t.log.Error("file shorter than its size", "ino", h.in.Ino, "name", h.in.Name, "offset", pos)
 			return nil, syscall.EIO
 		}
-		r, err := h.acquire(ctx, idx)
+		r, err := h.acquire(idx)
 		if err != nil {
 			h.t.log.Error("file read failed", "ino", h.in.Ino, "name", h.in.Name, "block", idx, "err", err)
 			return nil, syscall.EIO

@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	t := &tree{r: r, cache: c, log: log, ttl: cfg.TTL, passthrough: !cfg.NoPassthrough}
+	t := &tree{r: r, cache: c, log: log, ttl: cfg.TTL, life: ctx, loadTimeout: cfg.FetchTimeout, passthrough: !cfg.NoPassthrough}
 
 	fuseDir := cfg.Target
 	if cfg.Backend != "" {

@@ -65,7 +65,9 @@ const RootIno = 1
 const MaxNameLen = 255
 
 var (
-	// ErrCorrupt is returned for metadata that cannot be parsed.
+	// ErrCorrupt is returned for metadata that cannot be parsed. A read
+	// that ends because its context is done never wraps it: it wraps the
+	// context's error.
 	ErrCorrupt = errors.New("corrupt flist")
 	// ErrUnknownFormat is returned for a file that is no flist.
 	ErrUnknownFormat = errors.New("unknown flist format")
@@ -164,6 +166,20 @@ func validType(mode uint32) bool {
 		return true
 	}
 	return false
+}
+
+// queryError wraps err, the failure of a database query about what. A
+// query that ended because ctx is done wraps ctx's error (or err, when it
+// is a context error): a cancelled read says nothing about the flist.
+// Anything else means a damaged flist and wraps ErrCorrupt.
+func queryError(ctx context.Context, what string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s: %w", what, cerr)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %v: %w", what, err, ErrCorrupt)
 }
 
 // BadEntryFunc receives every entry a reader skipped: the inode of its

@@ -76,7 +76,7 @@ func tableExists(ctx context.Context, db *sql.DB, name string) (bool, error) {
 	var n int
 	err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name).Scan(&n)
 	if err != nil {
-		return false, fmt.Errorf("sqlite schema: %v: %w", err, ErrCorrupt)
+		return false, queryError(ctx, "sqlite schema", err)
 	}
 	return n > 0, nil
 }
@@ -120,13 +120,13 @@ func (r *rfsReader) loadLinks(ctx context.Context) error {
 	rows, err := r.db.QueryContext(ctx, `SELECT h.ino, h.target FROM zos_hardlink h JOIN inode t ON t.ino = h.target
 		WHERE t.mode & ? = ?`, syscall.S_IFMT, syscall.S_IFREG)
 	if err != nil {
-		return fmt.Errorf("hard links: %v: %w", err, ErrCorrupt)
+		return queryError(ctx, "hard links", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var ino, target int64
 		if err := rows.Scan(&ino, &target); err != nil {
-			return fmt.Errorf("hard links: %v: %w", err, ErrCorrupt)
+			return queryError(ctx, "hard links", err)
 		}
 		if ino <= RootIno || target <= RootIno || ino == target {
 			continue
@@ -134,7 +134,7 @@ func (r *rfsReader) loadLinks(ctx context.Context) error {
 		r.links[uint64(ino)] = uint64(target)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("hard links: %v: %w", err, ErrCorrupt)
+		return queryError(ctx, "hard links", err)
 	}
 	for ino, target := range r.links {
 		if _, chained := r.links[target]; chained {
@@ -153,7 +153,7 @@ const rfsInodeColumns = `SELECT i.ino, i.name, i.size, i.uid, i.gid, i.mode, i.r
 
 type scanner interface{ Scan(dest ...any) error }
 
-func (r *rfsReader) scanInode(s scanner) (Inode, error) {
+func (r *rfsReader) scanInode(ctx context.Context, s scanner) (Inode, error) {
 	var (
 		ino                                int64
 		name                               sql.NullString
@@ -161,7 +161,7 @@ func (r *rfsReader) scanInode(s scanner) (Inode, error) {
 		data                               []byte
 	)
 	if err := s.Scan(&ino, &name, &size, &uid, &gid, &mode, &rdev, &ct, &mt, &data); err != nil {
-		return Inode{}, fmt.Errorf("inode row: %v: %w", err, ErrCorrupt)
+		return Inode{}, queryError(ctx, "inode row", err)
 	}
 	in := Inode{
 		Ino:       uint64(ino),
@@ -200,7 +200,7 @@ func clampU32(v int64) uint32 {
 
 func (r *rfsReader) Root(ctx context.Context) (Inode, error) {
 	row := r.db.QueryRowContext(ctx, rfsInodeColumns+" WHERE i.ino = ?", RootIno)
-	in, err := r.scanInode(row)
+	in, err := r.scanInode(ctx, row)
 	if errors.Is(err, ErrCorrupt) {
 		if errors.Is(row.Err(), sql.ErrNoRows) || errors.Is(r.db.QueryRowContext(ctx, "SELECT 1 FROM inode WHERE ino = 1").Scan(new(int)), sql.ErrNoRows) {
 			return Inode{}, fmt.Errorf("rfs flist without root inode: %w", ErrCorrupt)
@@ -215,19 +215,19 @@ func (r *rfsReader) Root(ctx context.Context) (Inode, error) {
 func (r *rfsReader) Children(ctx context.Context, dir uint64) ([]Inode, error) {
 	rows, err := r.db.QueryContext(ctx, rfsInodeColumns+" WHERE i.parent = ? ORDER BY i.ino", int64(dir))
 	if err != nil {
-		return nil, fmt.Errorf("children of %d: %v: %w", dir, err, ErrCorrupt)
+		return nil, queryError(ctx, fmt.Sprintf("children of %d", dir), err)
 	}
 	defer rows.Close()
 	var out []Inode
 	for rows.Next() {
-		in, err := r.scanInode(rows)
+		in, err := r.scanInode(ctx, rows)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("children of %d: %v: %w", dir, err, ErrCorrupt)
+		return nil, queryError(ctx, fmt.Sprintf("children of %d", dir), err)
 	}
 	return sortAndDedup(dir, out, r.bad), nil
 }
@@ -235,14 +235,14 @@ func (r *rfsReader) Children(ctx context.Context, dir uint64) ([]Inode, error) {
 func (r *rfsReader) Blocks(ctx context.Context, ino uint64) ([]block.Block, error) {
 	rows, err := r.db.QueryContext(ctx, "SELECT id, key FROM block WHERE ino = ? ORDER BY rowid", int64(ino))
 	if err != nil {
-		return nil, fmt.Errorf("blocks of %d: %v: %w", ino, err, ErrCorrupt)
+		return nil, queryError(ctx, fmt.Sprintf("blocks of %d", ino), err)
 	}
 	defer rows.Close()
 	var out []block.Block
 	for rows.Next() {
 		var b block.Block
 		if err := rows.Scan(&b.ID, &b.Key); err != nil {
-			return nil, fmt.Errorf("blocks of %d: %v: %w", ino, err, ErrCorrupt)
+			return nil, queryError(ctx, fmt.Sprintf("blocks of %d", ino), err)
 		}
 		if len(b.ID) != 32 || len(b.Key) != 32 {
 			return nil, fmt.Errorf("blocks of %d: id of %d bytes, key of %d bytes: %w", ino, len(b.ID), len(b.Key), ErrCorrupt)
@@ -250,7 +250,7 @@ func (r *rfsReader) Blocks(ctx context.Context, ino uint64) ([]block.Block, erro
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("blocks of %d: %v: %w", ino, err, ErrCorrupt)
+		return nil, queryError(ctx, fmt.Sprintf("blocks of %d", ino), err)
 	}
 	return out, nil
 }
@@ -261,7 +261,7 @@ func (r *rfsReader) Xattrs(ctx context.Context, ino uint64) ([]Xattr, error) {
 	}
 	rows, err := r.db.QueryContext(ctx, "SELECT name, value FROM zos_xattr WHERE ino = ? ORDER BY rowid", int64(ino))
 	if err != nil {
-		return nil, fmt.Errorf("xattrs of %d: %v: %w", ino, err, ErrCorrupt)
+		return nil, queryError(ctx, fmt.Sprintf("xattrs of %d", ino), err)
 	}
 	defer rows.Close()
 	var out []Xattr
@@ -269,7 +269,7 @@ func (r *rfsReader) Xattrs(ctx context.Context, ino uint64) ([]Xattr, error) {
 		var x Xattr
 		var name sql.NullString
 		if err := rows.Scan(&name, &x.Value); err != nil {
-			return nil, fmt.Errorf("xattrs of %d: %v: %w", ino, err, ErrCorrupt)
+			return nil, queryError(ctx, fmt.Sprintf("xattrs of %d", ino), err)
 		}
 		if name.String == "" || len(name.String) > 255 || len(x.Value) > 64<<10 {
 			continue
@@ -278,7 +278,7 @@ func (r *rfsReader) Xattrs(ctx context.Context, ino uint64) ([]Xattr, error) {
 		out = append(out, x)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("xattrs of %d: %v: %w", ino, err, ErrCorrupt)
+		return nil, queryError(ctx, fmt.Sprintf("xattrs of %d", ino), err)
 	}
 	return out, nil
 }
@@ -290,19 +290,19 @@ func (r *rfsReader) Tags(ctx context.Context) (map[string]string, error) {
 	}
 	rows, err := r.db.QueryContext(ctx, "SELECT key, value FROM tag")
 	if err != nil {
-		return nil, fmt.Errorf("tags: %v: %w", err, ErrCorrupt)
+		return nil, queryError(ctx, "tags", err)
 	}
 	defer rows.Close()
 	out := map[string]string{}
 	for rows.Next() {
 		var k, v sql.NullString
 		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("tags: %v: %w", err, ErrCorrupt)
+			return nil, queryError(ctx, "tags", err)
 		}
 		out[k.String] = v.String
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("tags: %v: %w", err, ErrCorrupt)
+		return nil, queryError(ctx, "tags", err)
 	}
 	return out, nil
 }
@@ -310,7 +310,7 @@ func (r *rfsReader) Tags(ctx context.Context) (map[string]string, error) {
 func (r *rfsReader) Routes(ctx context.Context) ([]Route, error) {
 	rows, err := r.db.QueryContext(ctx, "SELECT start, end, url FROM route ORDER BY rowid")
 	if err != nil {
-		return nil, fmt.Errorf("routes: %v: %w", err, ErrCorrupt)
+		return nil, queryError(ctx, "routes", err)
 	}
 	defer rows.Close()
 	var out []Route
@@ -318,7 +318,7 @@ func (r *rfsReader) Routes(ctx context.Context) ([]Route, error) {
 		var start, end sql.NullInt64
 		var u sql.NullString
 		if err := rows.Scan(&start, &end, &u); err != nil {
-			return nil, fmt.Errorf("routes: %v: %w", err, ErrCorrupt)
+			return nil, queryError(ctx, "routes", err)
 		}
 		if start.Int64 < 0 || end.Int64 > 255 || start.Int64 > end.Int64 || u.String == "" {
 			return nil, fmt.Errorf("route %d-%d %q: %w", start.Int64, end.Int64, u.String, ErrCorrupt)
@@ -326,7 +326,7 @@ func (r *rfsReader) Routes(ctx context.Context) ([]Route, error) {
 		out = append(out, Route{Start: uint8(start.Int64), End: uint8(end.Int64), URL: u.String})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("routes: %v: %w", err, ErrCorrupt)
+		return nil, queryError(ctx, "routes", err)
 	}
 	return out, nil
 }

@@ -84,7 +84,7 @@ func (r *zeroReader) value(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("entry %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("entry %s: %v: %w", key, err, ErrCorrupt)
+		return nil, queryError(ctx, "entry "+key, err)
 	}
 	if len(v) > maxEntryBytes {
 		return nil, fmt.Errorf("entry %s: %d bytes: %w", key, len(v), ErrCorrupt)
@@ -108,18 +108,25 @@ func (r *zeroReader) dir(ctx context.Context, p string) (zeroschema.Dir, error) 
 	return d, nil
 }
 
-func (r *zeroReader) access(ctx context.Context, key string) access {
+// access returns the owner and permissions of ACI key; 0-fs's default for
+// a missing or unreadable ACI. It fails only when ctx ends before the ACI
+// is read: a cancelled read is no answer, so it is not cached either.
+func (r *zeroReader) access(ctx context.Context, key string) (access, error) {
 	if key == "" {
-		return zeroDefaultAccess
+		return zeroDefaultAccess, nil
 	}
 	r.mu.Lock()
 	a, ok := r.acls[key]
 	r.mu.Unlock()
 	if ok {
-		return a
+		return a, nil
 	}
 	a = zeroDefaultAccess
-	if v, err := r.value(ctx, key); err == nil {
+	v, err := r.value(ctx, key)
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		return a, fmt.Errorf("aci %s: %w", key, err)
+	}
+	if err == nil {
 		if msg, err := capnp.Unmarshal(v); err == nil {
 			if aci, err := zeroschema.ReadRootACI(msg); err == nil {
 				uname, _ := aci.Uname()
@@ -135,7 +142,7 @@ func (r *zeroReader) access(ctx context.Context, key string) access {
 	r.mu.Lock()
 	r.acls[key] = a
 	r.mu.Unlock()
-	return a
+	return a, nil
 }
 
 // resolve returns the numeric id of an ACI owner: the id field when set,
@@ -179,7 +186,10 @@ func (r *zeroReader) Root(ctx context.Context) (Inode, error) {
 		return Inode{}, err
 	}
 	key, _ := d.Aclkey()
-	a := r.access(ctx, key)
+	a, err := r.access(ctx, key)
+	if err != nil {
+		return Inode{}, err
+	}
 	return Inode{
 		Ino: RootIno, Name: "/", Mode: syscall.S_IFDIR | a.perm, Size: 4096, UID: a.uid, GID: a.gid,
 		Mtime: int64(d.ModificationTime()), Ctime: int64(d.CreationTime()), Nlink: 1,
@@ -227,6 +237,10 @@ func (r *zeroReader) Children(ctx context.Context, dir uint64) ([]Inode, error) 
 		}
 		in, blocks, err := r.entry(ctx, p, name, e)
 		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				// not a bad entry: the listing was cancelled
+				return nil, fmt.Errorf("directory %q: %w", "/"+p, cerr)
+			}
 			r.bad(dir, name, err)
 			continue
 		}
@@ -245,7 +259,10 @@ func (r *zeroReader) Children(ctx context.Context, dir uint64) ([]Inode, error) 
 func (r *zeroReader) entry(ctx context.Context, dirPath, name string, e zeroschema.Inode) (Inode, []block.Block, error) {
 	childPath := path.Join(dirPath, name)
 	key, _ := e.Aclkey()
-	a := r.access(ctx, key)
+	a, err := r.access(ctx, key)
+	if err != nil {
+		return Inode{}, nil, err
+	}
 	in := Inode{
 		Name: name, Size: e.Size(), UID: a.uid, GID: a.gid, Nlink: 1,
 		Mtime: int64(e.ModificationTime()), Ctime: int64(e.CreationTime()),
@@ -360,18 +377,18 @@ func (r *zeroReader) Tags(ctx context.Context) (map[string]string, error) {
 	}
 	rows, err := r.db.QueryContext(ctx, "SELECT key, value FROM metadata")
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %v: %w", err, ErrCorrupt)
+		return nil, queryError(ctx, "metadata", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k, v sql.NullString
 		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("metadata: %v: %w", err, ErrCorrupt)
+			return nil, queryError(ctx, "metadata", err)
 		}
 		out[k.String] = v.String
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("metadata: %v: %w", err, ErrCorrupt)
+		return nil, queryError(ctx, "metadata", err)
 	}
 	return out, nil
 }
