@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -262,6 +265,43 @@ func TestAddressStreams(t *testing.T) {
 	}
 	// The public namespace reaches the internet with its static address.
 	if err := ping(nd.cfg.NamePrefix+"public", inetGW, 1, 2*time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestDHCPNdmz: without a static address npub4 gets its IPv4 and default
+// route from a DHCP server on the internet segment through the supervised
+// udhcpc, and a network resource reaches the internet through it.
+func TestDHCPNdmz(t *testing.T) {
+	testutil.CheckLeaks(t)
+	testutil.RequireRoot(t, "ip", "nft", "ping", "busybox", "udhcpc")
+	g := newGrid(t, 1)
+	nd := g.nodes[0]
+	dir := testutil.TempDir(t)
+	conf := filepath.Join(dir, "udhcpd.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("start 198.18.0.160\nend 198.18.0.170\ninterface inet\nlease_file %s/leases\npidfile %s/pid\noption subnet 255.255.255.0\noption router %s\n", dir, dir, inetGW)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.StartProcess(t, nil, "ip", "netns", "exec", g.inet, "busybox", "udhcpd", "-f", conf)
+	nd.cfg.NDMZ4Address = netip.Prefix{}
+	nd.cfg.NDMZ4Gateway = netip.Addr{}
+	nd.cfg.DHCP = true
+	nd.cfg.DHCPCommand = "udhcpc"
+	nd.start()
+	ips, err := nd.mod.Addrs("npub4", nd.cfg.NamePrefix+"ndmz")
+	if err != nil || !slices.ContainsFunc(ips, func(ip net.IP) bool { return ip.To4() != nil && ip.To4()[3] >= 160 && ip.To4()[3] <= 170 }) {
+		t.Fatalf("npub4 addresses %v, %v; want one of the DHCP pool", ips, err)
+	}
+	nr := networktest.NR("Dhcp00000001", "dhcp", "10.60.0.0/16", "10.60.1.0/24", 52201, networktest.NewKey(), nil)
+	if _, err := nd.mod.CreateNR(nr); err != nil {
+		t.Fatal(err)
+	}
+	m, err := nd.mod.Join(nr.NetID, "c", pkg.ContainerNetworkConfig{IPs: []string{"10.60.1.5"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nd.mod.Leave(nr.NetID, "c")
+	if err := ping(m.Namespace, inetGW, 2, 2*time.Second); err != nil {
 		t.Error(err)
 	}
 }

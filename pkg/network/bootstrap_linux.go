@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 
+	"github.com/zos-go/zos/internal/atomicfile"
 	"github.com/zos-go/zos/internal/netns"
 )
 
@@ -275,9 +279,8 @@ func (m *Module) ensureNDMZ(ctx context.Context) error {
 		return fmt.Errorf("ndmz: %w", err)
 	}
 	if !c.NDMZ4Address.IsValid() && c.DHCP {
-		argv := []string{"ip", "netns", "exec", ns, c.DHCPCommand, "-v", "-f", "-i", npub4Iface, "-t", "20", "-T", "1", "-s", "/usr/share/udhcp/simple.script"}
-		if err := m.sup.Start(ctx, m.names.dhcpService(npub4Iface), argv); err != nil {
-			return fmt.Errorf("ndmz: dhcp: %w", err)
+		if err := m.startDHCP(ctx, ns, npub4Iface); err != nil {
+			return fmt.Errorf("ndmz: %w", err)
 		}
 	}
 	return nil
@@ -356,5 +359,57 @@ func (m *Module) syncNodeAddrs(ctx context.Context) error {
 		return err
 	}
 	m.nodeSeen, m.nodeApplied = addrs, true
+	return nil
+}
+
+// dhcpScript is the udhcpc event script of the module: it only sets the
+// address and default route of the interface it runs for (never the
+// machine's resolv.conf, unlike distribution scripts).
+const dhcpScript = `#!/bin/sh
+case "$1" in
+deconfig)
+	ip -4 addr flush dev "$interface"
+	ip link set "$interface" up
+	;;
+bound|renew)
+	ip -4 addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+	;;
+esac
+exit 0
+`
+
+// startDHCP runs the supervised DHCP client of iface in namespace ns (spec
+// §4.2 dhcp-npub4) and waits up to 30 s for its default route.
+func (m *Module) startDHCP(ctx context.Context, ns, iface string) error {
+	script := filepath.Join(m.cfg.StateDir, "udhcpc.script")
+	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(script, []byte(dhcpScript), 0o755); err != nil {
+		return err
+	}
+	argv := []string{"ip", "netns", "exec", ns, m.cfg.DHCPCommand, "-f", "-i", iface, "-t", "20", "-T", "1", "-s", script}
+	if err := m.sup.Start(ctx, m.names.dhcpService(iface), argv); err != nil {
+		return fmt.Errorf("dhcp %s: %w", iface, err)
+	}
+	err := waitFor(ctx, 30*time.Second, func() error {
+		return netns.Do(ns, func() error {
+			routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+			if err != nil {
+				return err
+			}
+			for _, r := range routes {
+				if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" {
+					return nil
+				}
+			}
+			return fmt.Errorf("no default route on %s", iface)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("dhcp %s: %w", iface, err)
+	}
 	return nil
 }
