@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -28,8 +27,14 @@ func (m *Module) join(ctx context.Context, id pkg.NetID, containerID string, cfg
 	if err != nil {
 		return pkg.Member{}, err
 	}
+	var yggSub netip.Prefix
 	if cfg.YggdrasilIP {
-		return pkg.Member{}, fmt.Errorf("container %s: yggdrasil: %w", containerID, errors.ErrUnsupported)
+		if m.cfg.Yggdrasil == nil {
+			return pkg.Member{}, fmt.Errorf("container %s: %w", containerID, ErrNoYggdrasil)
+		}
+		if yggSub, err = m.yggSubnet(); err != nil {
+			return pkg.Member{}, fmt.Errorf("container %s: %w", containerID, err)
+		}
 	}
 	ipv4Only := m.ipv4Only()
 	if cfg.PublicIP6 && ipv4Only {
@@ -86,9 +91,14 @@ func (m *Module) join(ctx context.Context, id pkg.NetID, containerID string, cfg
 		if err := netlink.LinkSetUp(veth); err != nil {
 			return err
 		}
+		mac := HardwareAddrFromInputBytes([]byte(containerID))
 		if cfg.PublicIP6 {
-			mac := HardwareAddrFromInputBytes([]byte(containerID))
-			return macvlanInto(m.cfg.PublicBridge, "pub", ns, mac, false)
+			if err := macvlanInto(m.cfg.PublicBridge, "pub", ns, mac, false); err != nil {
+				return err
+			}
+		}
+		if cfg.YggdrasilIP {
+			return macvlanInto(m.cfg.PublicBridge, "ygg", ns, mac, false)
 		}
 		return nil
 	})
@@ -119,7 +129,20 @@ func (m *Module) join(ctx context.Context, id pkg.NetID, containerID string, cfg
 			if err != nil {
 				return err
 			}
-			return netlink.LinkSetUp(pub)
+			if err := netlink.LinkSetUp(pub); err != nil {
+				return err
+			}
+		}
+		if cfg.YggdrasilIP {
+			l, err := netlink.LinkByName("ygg")
+			if err != nil {
+				return err
+			}
+			a, err := addYgg(l, yggSub, HardwareAddrFromInputBytes([]byte(containerID)))
+			if err != nil {
+				return err
+			}
+			member.YggdrasilIP = a.Addr().AsSlice()
 		}
 		return nil
 	})
@@ -246,12 +269,25 @@ func (m *Module) zdbPrepare(ctx context.Context, hw net.HardwareAddr) (string, e
 	if err := m.inHost(func() error { return macvlanInto(m.cfg.PublicBridge, zdbIface, ns, hw, exists) }); err != nil {
 		return "", err
 	}
+	var yggSub netip.Prefix
+	if m.cfg.Yggdrasil != nil {
+		if yggSub, err = m.yggSubnet(); err != nil {
+			return "", fmt.Errorf("zdb %s: %w", ns, err)
+		}
+	}
 	err = netns.Do(ns, func() error {
 		l, err := netlink.LinkByName(zdbIface)
 		if err != nil {
 			return err
 		}
-		return netlink.LinkSetUp(l)
+		if err := netlink.LinkSetUp(l); err != nil {
+			return err
+		}
+		if yggSub.IsValid() {
+			_, err := addYgg(l, yggSub, hw)
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("zdb %s: %w", ns, err)

@@ -39,7 +39,13 @@ func (m *Module) bootstrap(ctx context.Context) error {
 	if err := m.ensurePublic(); err != nil {
 		return err
 	}
-	return m.ensureNDMZ(ctx)
+	if err := m.ensureNDMZ(ctx); err != nil {
+		return err
+	}
+	if err := m.ensureYggdrasil(ctx); err != nil {
+		return err
+	}
+	return m.syncNodeAddrs(ctx)
 }
 
 // ensureZOS makes the zos bridge, enslaves the configured uplink and applies
@@ -291,6 +297,12 @@ func (m *Module) ensureNDMZ(ctx context.Context) error {
 // Network resources must be deleted first.
 func (m *Module) teardownNode(ctx context.Context) error {
 	var errs []error
+	if m.cfg.Yggdrasil != nil {
+		errs = append(errs, m.sup.Stop(ctx, m.names.yggService()))
+		if err := os.Remove(m.yggConfPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
 	if !m.cfg.NDMZ4Address.IsValid() && m.cfg.DHCP {
 		errs = append(errs, m.sup.Stop(ctx, m.names.dhcpService(npub4Iface)))
 	}
@@ -352,13 +364,17 @@ func (m *Module) syncNodeAddrs(ctx context.Context) error {
 	}
 	m.nodeMu.Lock()
 	defer m.nodeMu.Unlock()
-	if m.nodeApplied && slices.Equal(addrs, m.nodeSeen) {
+	var ygg netip.Prefix
+	if m.cfg.Yggdrasil != nil {
+		ygg, _ = m.yggSubnet()
+	}
+	if m.nodeApplied && slices.Equal(addrs, m.nodeSeen) && ygg == m.yggSeen {
 		return nil
 	}
-	if err := netns.Do(m.names.ndmzNS(), func() error { return ndmzRuleset(addrs).apply(ctx) }); err != nil {
+	if err := netns.Do(m.names.ndmzNS(), func() error { return ndmzRuleset(addrs, ygg).apply(ctx) }); err != nil {
 		return err
 	}
-	m.nodeSeen, m.nodeApplied = addrs, true
+	m.nodeSeen, m.yggSeen, m.nodeApplied = addrs, ygg, true
 	return nil
 }
 

@@ -87,6 +87,8 @@ type Config struct {
 	DHCPCommand string
 	// Public is the farmer's public configuration; nil when there is none.
 	Public *PublicConfig
+	// Yggdrasil enables the yggdrasil overlay; nil disables it.
+	Yggdrasil *YggdrasilConfig
 
 	// WireGuard selects the WireGuard implementation: WGAuto, WGKernel or
 	// WGUserspace.
@@ -178,6 +180,9 @@ func (c Config) Validate() error {
 			return bad("Public IPv6 needs an IPv6 address and gateway")
 		}
 	}
+	if y := c.Yggdrasil; y != nil && (y.Command == "" || len(y.PrivateKey) != 64) {
+		return bad("Yggdrasil needs a command and an ed25519 private key")
+	}
 	if c.OpTimeout <= 0 || c.FastInterval <= 0 || c.SlowInterval <= 0 {
 		return bad("OpTimeout, FastInterval and SlowInterval must be positive")
 	}
@@ -195,6 +200,7 @@ func (n names) containerNS(id string) string  { return n.prefix + id }
 func (n names) wgService(id string) string    { return n.prefix + "wg@" + id }
 func (n names) wgUAPIName(id string) string   { return n.prefix + "w-" + id }
 func (n names) dhcpService(dev string) string { return n.prefix + "dhcp-" + dev }
+func (n names) yggService() string            { return n.prefix + "yggdrasil" }
 
 func nrIface(id string) string      { return "n-" + id }
 func nrBridge(id string) string     { return "b-" + id }

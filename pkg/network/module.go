@@ -38,6 +38,7 @@ type Module struct {
 
 	nodeMu      sync.Mutex   // serialises ndmz ruleset updates
 	nodeSeen    []netip.Addr // node addresses in the ndmz ruleset; guarded by nodeMu
+	yggSeen     netip.Prefix // yggdrasil subnet in the ndmz ruleset; guarded by nodeMu
 	nodeApplied bool         // guarded by nodeMu
 }
 

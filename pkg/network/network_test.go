@@ -212,7 +212,7 @@ func TestLeases(t *testing.T) {
 func TestRulesets(t *testing.T) {
 	fake := knftables.NewFake(knftables.InetFamily, nftTable)
 	tx := fake.NewTransaction()
-	ndmzRuleset([]netip.Addr{netip.MustParseAddr("198.18.0.11")}).transaction(tx)
+	ndmzRuleset([]netip.Addr{netip.MustParseAddr("198.18.0.11")}, netip.MustParsePrefix("301:1:2:3::/64")).transaction(tx)
 	if err := fake.Run(t.Context(), tx); err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +224,7 @@ func TestRulesets(t *testing.T) {
 		`add rule inet zos forward iifname "tonrs" ip daddr @node4 counter drop`,
 		"add element inet zos node4 { 198.18.0.11 }",
 		"add rule inet zos input tcp dport { 9943, 9944, 9945 } accept",
+		`add rule inet zos forward iifname "npub6" oifname "ygg0" ip6 saddr 301:1:2:3::/64 accept`,
 	} {
 		if !strings.Contains(dump, want) {
 			t.Errorf("ndmz ruleset lacks %q:\n%s", want, dump)

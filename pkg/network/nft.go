@@ -60,7 +60,11 @@ func nrRuleset() nftRuleset {
 // connection to it, and may not reach the node's own addresses (nodeAddrs:
 // the zos bridge's and the public namespace's), so no workload reaches a
 // service of the node.
-func ndmzRuleset(nodeAddrs []netip.Addr) nftRuleset {
+//
+// With yggdrasil (ygg valid: the node's yggdrasil /64), the ndmz forwards
+// what hosts of that subnet on the public segment (containers and 0-db
+// namespaces) send into the overlay.
+func ndmzRuleset(nodeAddrs []netip.Addr, ygg netip.Prefix) nftRuleset {
 	var v4, v6 []string
 	for _, a := range nodeAddrs {
 		if a.Is4() {
@@ -69,6 +73,18 @@ func ndmzRuleset(nodeAddrs []netip.Addr) nftRuleset {
 			v6 = append(v6, a.String())
 		}
 	}
+	fwd := []string{
+		"ct state established,related accept",
+		"ct state invalid drop",
+	}
+	if ygg.IsValid() {
+		fwd = append(fwd, fmt.Sprintf(`iifname "npub6" oifname "ygg0" ip6 saddr %s accept`, ygg))
+	}
+	fwd = append(fwd,
+		`iifname { "npub6", "npub4" } counter drop`,
+		`iifname "tonrs" ip daddr @node4 counter drop`,
+		`iifname "tonrs" ip6 daddr @node6 counter drop`,
+	)
 	return nftRuleset{sets: []nftSet{{"node4", "ipv4_addr", v4}, {"node6", "ipv6_addr", v6}}, chains: []nftChain{
 		{name: "postrouting", kind: knftables.NATType, hook: knftables.PostroutingHook, priority: knftables.SNATPriority,
 			rules: []string{
@@ -88,13 +104,7 @@ func ndmzRuleset(nodeAddrs []netip.Addr) nftRuleset {
 				`iifname { "npub6", "npub4" } counter drop`,
 			}},
 		{name: "forward", kind: knftables.FilterType, hook: knftables.ForwardHook, priority: knftables.FilterPriority,
-			rules: []string{
-				"ct state established,related accept",
-				"ct state invalid drop",
-				`iifname { "npub6", "npub4" } counter drop`,
-				`iifname "tonrs" ip daddr @node4 counter drop`,
-				`iifname "tonrs" ip6 daddr @node6 counter drop`,
-			}},
+			rules: fwd},
 	}}
 }
 
