@@ -2,9 +2,9 @@ package primitives
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"net/netip"
