@@ -139,6 +139,13 @@ func (g *Grid) NATSURL() string { return "nats://" + inetGW + ":4222" }
 // HubURL is the hub's HTTP address as seen from the nodes.
 func (g *Grid) HubURL() string { return "http://" + inetGW + ":8080/hub" }
 
+// BlocksURL is the hub's block store as seen from the nodes: flists that
+// name no store of their own fetch their blocks there. A user on this
+// machine uploads blocks through the forwarded API and records this URL in
+// the flist: zos flist create --store <ExplorerURL>/hub/blocks --route
+// 00-ff=<BlocksURL>.
+func (g *Grid) BlocksURL() string { return g.HubURL() + "/blocks" }
+
 // InetNS is the namespace that plays the internet.
 func (g *Grid) InetNS() string { return g.inetNS }
 

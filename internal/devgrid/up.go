@@ -301,7 +301,7 @@ func (g *Grid) writeNodeConfig(n *Node, farmID uint64, devices []string) error {
 	var b strings.Builder
 	q := func(s string) string { out, _ := json.Marshal(s); return string(out) }
 	fmt.Fprintf(&b, "root = %s\nprefix = %s\nfarm_id = %d\ncmdline = \"\"\n", q(filepath.Join(n.Root, "root")), q(g.cfg.Prefix+itoa(n.Index)), farmID)
-	fmt.Fprintf(&b, "hostname = %s\nexplorer = [%s]\nhub = %s\n", q(n.NS), q(g.NATSURL()), q(g.HubURL()))
+	fmt.Fprintf(&b, "hostname = %s\nexplorer = [%s]\nhub = %s\n", q(n.NS), q(g.NATSURL()), q(g.BlocksURL()))
 	fmt.Fprintf(&b, "zinit = %s\nzinit_config_dir = %s\nbin_dir = %s\napi = %s\n",
 		q(n.Zinit), q(filepath.Join(n.Root, "zinit")), q(g.cfg.Bin), q(n.API))
 	fmt.Fprintf(&b, "report_interval = \"1m\"\n\n[storage]\ndevices = [")
