@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/zos-go/zos/internal/revert"
@@ -223,7 +224,7 @@ func (p *Kubernetes) Decommission(ctx context.Context, d *provision.Deployment) 
 		return err
 	}
 	st.Mount = k8sMountName(d.Name)
-	if id := k8sDiskID(d.Name); !contains(st.Disks, id) {
+	if id := k8sDiskID(d.Name); !slices.Contains(st.Disks, id) {
 		st.Disks = append(st.Disks, id)
 	}
 	return p.b.teardown(ctx, d.Name, st, d.Name, k8sInstaller(d.Name))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -317,7 +318,7 @@ func (p *VM) Decommission(ctx context.Context, d *provision.Deployment) error {
 	if w, err := d.Reservation.Workload(); err == nil {
 		if vw, ok := w.(*gridtypes.VM); ok {
 			for i := range vw.Disks {
-				if id := vmDiskID(d.Name, i); !contains(st.Disks, id) {
+				if id := vmDiskID(d.Name, i); !slices.Contains(st.Disks, id) {
 					st.Disks = append(st.Disks, id)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -310,7 +311,7 @@ func (b *vmBase) claim(d *provision.Deployment, want vmState) (vmState, bool, er
 	s.Kind, s.NetID, s.PubTap, s.Mount = want.Kind, want.NetID, want.PubTap, want.Mount
 	s.Disks = append([]string(nil), old.Disks...)
 	for _, id := range want.Disks {
-		if !contains(s.Disks, id) {
+		if !slices.Contains(s.Disks, id) {
 			s.Disks = append(s.Disks, id)
 		}
 	}
@@ -358,7 +359,7 @@ func (b *vmBase) release(name string, keepDisks []string, fn func(*vmState)) err
 	}
 	var kept []string
 	for _, id := range s.Disks {
-		if contains(keepDisks, id) {
+		if slices.Contains(keepDisks, id) {
 			kept = append(kept, id)
 		} else if err := b.deps.VDisks.Deallocate(id); err != nil && !notFound(err) {
 			errs = append(errs, fmt.Errorf("disk %s: %w", id, err))
@@ -367,15 +368,13 @@ func (b *vmBase) release(name string, keepDisks []string, fn func(*vmState)) err
 	}
 	if len(errs) == 0 {
 		s.OldNetID, s.OldPubTap = "", ""
+	} else {
+		// The VM runs; what is left stays in the state, for the next
+		// provision or the decommission.
+		b.log.Warn("vm update cleanup", "vm", name, "err", errors.Join(errs...))
 	}
 	s.Disks = kept
-	if err := b.saveLocked(name, s); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("vm %s: cleanup after update: %w: %w", name, provision.ErrTemporary, errors.Join(errs...))
-	}
-	return nil
+	return b.saveLocked(name, s)
 }
 
 // claimedLocked reports whether a VM other than name claims the tap of
@@ -392,15 +391,6 @@ func (b *vmBase) claimedLocked(name string, netID pkg.NetID, pubTap string) bool
 			continue
 		}
 		if netID != "" && s.NetID == netID || pubTap != "" && s.PubTap == pubTap {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
 			return true
 		}
 	}
