@@ -118,18 +118,35 @@ func Create(name string) (created bool, err error) {
 	f.Close()
 	errc := make(chan error, 1)
 	go func() {
-		// This thread is never unlocked: it ends inside the new namespace
-		// and the runtime destroys it when the goroutine returns.
+		// The thread goes back to its namespace before it is released: a
+		// thread that dies would also kill the children that were forked
+		// from it with a parent-death signal (exec.Cmd Pdeathsig).
 		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("current namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
 		}
-		if err := unix.Mount("/proc/thread-self/ns/net", p, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind mount: %w", err)
+		err = unix.Mount("/proc/thread-self/ns/net", p, "none", unix.MS_BIND, "")
+		if err == nil {
+			err = loUp()
+		} else {
+			err = fmt.Errorf("bind mount: %w", err)
+		}
+		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
+			// Stay locked: the runtime destroys the thread.
+			errc <- errors.Join(err, fmt.Errorf("restore: %w", rerr))
 			return
 		}
-		errc <- loUp()
+		runtime.UnlockOSThread()
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		_ = unix.Unmount(p, unix.MNT_DETACH)

@@ -287,6 +287,12 @@ func TestDHCPNdmz(t *testing.T) {
 	nd.cfg.NDMZ4Gateway = netip.Addr{}
 	nd.cfg.DHCP = true
 	nd.cfg.DHCPCommand = "udhcpc"
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(nd.sup.Dir, nd.cfg.NamePrefix+"dhcp-npub4.log"))
+			t.Logf("udhcpc log:\n%s", b)
+		}
+	})
 	nd.start()
 	ips, err := nd.mod.Addrs("npub4", nd.cfg.NamePrefix+"ndmz")
 	if err != nil || !slices.ContainsFunc(ips, func(ip net.IP) bool { return ip.To4() != nil && ip.To4()[3] >= 160 && ip.To4()[3] <= 170 }) {

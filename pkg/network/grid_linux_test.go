@@ -101,17 +101,18 @@ func (nd *node) start() {
 		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	nd.mod, nd.cancel, nd.done = m, cancel, make(chan error, 1)
-	go func() { nd.done <- m.Run(ctx) }()
+	done := make(chan error, 1)
+	nd.mod, nd.cancel, nd.done = m, cancel, done
+	go func() { done <- m.Run(ctx); close(done) }()
+	t.Cleanup(nd.stop)
 	testutil.WaitFor(t, 60*time.Second, fmt.Sprintf("node %d ready", nd.i), func() error {
 		select {
-		case err := <-nd.done:
+		case err := <-done:
 			t.Fatalf("node %d Run: %v", nd.i, err)
 		default:
 		}
 		return m.Ready()
 	})
-	t.Cleanup(nd.stop)
 }
 
 // stop ends Run and tears the node down (every resource, ndmz, bridges).
@@ -120,7 +121,8 @@ func (nd *node) stop() {
 		return
 	}
 	nd.cancel()
-	<-nd.done
+	for range nd.done {
+	}
 	nd.cancel = nil
 	if err := nd.mod.Teardown(context.Background()); err != nil {
 		nd.t.Errorf("node %d teardown: %v", nd.i, err)
@@ -196,6 +198,7 @@ func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
 // agent would.
 func (nd *node) halt() {
 	nd.cancel()
-	<-nd.done
+	for range nd.done {
+	}
 	nd.cancel = nil
 }

@@ -36,7 +36,8 @@ type Supervisor interface {
 // ProcessSupervisor starts services as detached processes (own session, not
 // killed with the agent) and remembers them in <Dir>/<name>.json, so a new
 // agent process finds and stops them. It does not restart a service that
-// exits; Start starts it again. Output goes to <Dir>/<name>.log.
+// exits; Start starts it again. Output goes to <Dir>/<name>.log, which Stop
+// keeps.
 type ProcessSupervisor struct {
 	Dir string
 }
@@ -142,10 +143,8 @@ func (s ProcessSupervisor) Stop(ctx context.Context, name string) error {
 			}
 		}
 	}
-	for _, f := range []string{s.file(name), filepath.Join(s.Dir, name+".log")} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("service %s: %w", name, err)
-		}
+	if err := os.Remove(s.file(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("service %s: %w", name, err)
 	}
 	return nil
 }
