@@ -255,7 +255,7 @@ func nodeCmd(a *app) *cobra.Command {
 	sf.StringVar(&pc.IPv6, "ipv6", "", "public IPv6 with prefix")
 	sf.StringVar(&pc.GW6, "gw6", "", "IPv6 gateway")
 	sf.BoolVar(&clear, "clear", false, "remove the public configuration")
-	cmd.AddCommand(list, show, setPublic)
+	cmd.AddCommand(list, show, setPublic, localCmd(a))
 	return cmd
 }
 

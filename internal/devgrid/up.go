@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zos-go/zos/internal/netns"
+	"github.com/zos-go/zos/internal/zosd"
 	"github.com/zos-go/zos/pkg/explorer"
 	"github.com/zos-go/zos/pkg/gridtypes"
 	"github.com/zos-go/zos/pkg/identity"
@@ -321,25 +321,8 @@ func (g *Grid) writeNodeConfig(n *Node, farmID uint64, devices []string) error {
 
 // LocalAPI GETs path from a zosd local API socket into out (JSON).
 func LocalAPI(ctx context.Context, socket, path string, out any) error {
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		},
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://zosd"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	_, err := zosd.Get(ctx, socket, path, out)
+	return err
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, cond func() error) error {
