@@ -34,6 +34,25 @@
 // with wgctrl; the userspace process also re-reads its configuration file when
 // it restarts on its own.
 //
+// # Lifecycle and state
+//
+// New validates the Config and starts nothing; Run bootstraps the node (zos
+// bridge with the configured uplink and static address, br-pub, the public
+// namespace, ndmz with its NAT and DHCP client, yggdrasil when configured),
+// reconciles, marks the module ready and keeps the ndmz's list of node
+// addresses current until its context ends. Teardown removes everything
+// (tests and the development grid). Network resources are kept as versioned
+// JSON files under Config.StateDir/networks, ndmz leases under
+// StateDir/ndmz-lease, userspace device configurations under StateDir/wg
+// (0600; they hold the private key), yggdrasil's under StateDir.
+//
+// # Helper processes
+//
+// Long-lived helpers run under a Supervisor (zinit on a node;
+// ProcessSupervisor in tests and development): wg@<netid> (cmd/zos-wg),
+// dhcp-npub4 (udhcpc with the module's own event script, which never touches
+// the machine's resolv.conf) and yggdrasil (Debian's, in ndmz).
+//
 // # Beyond the original
 //
 //   - Every field of a network resource is checked before anything is made
@@ -46,4 +65,13 @@
 //     processes of this node that no stored resource owns are removed.
 //   - Each namespace uses a single nftables table ("inet zos") that is replaced
 //     atomically, instead of flushing the whole ruleset.
+//   - Updates apply peers in place: only new, changed or removed peers are
+//     touched, so sessions of the others continue.
+//   - Workloads can neither open connections to the ndmz nor reach the
+//     node's own addresses (a set in the ndmz ruleset follows the zos
+//     bridge's addresses through netlink events).
+//   - SetupPubIPFilter (not in the seed interface; the original did it in
+//     provisiond) keeps a VM on a public tap to its reserved IP and MAC.
+//   - NewAccess builds the WireGuard configuration of a user's machine (the
+//     original's access point) as a plain wg-quick / wg setconf file.
 package network
