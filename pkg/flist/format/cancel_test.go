@@ -120,6 +120,7 @@ func TestReadCancelledMidQuery(t *testing.T) {
 		t.Fatalf("Blocks: %d, %v", len(got), err)
 	}
 	full := time.Since(start)
+	t.Logf("full read of %d blocks: %v", n, full)
 	cancelledOnes := 0
 	for i := range 40 {
 		cctx, cancel := context.WithTimeout(ctx, full*time.Duration(i)/40)
