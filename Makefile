@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 25m
 # Debian packages the tests and the development grid use.
 DEB_PKGS := btrfs-progs containerd runc qemu-system-x86 qemu-utils redis-server redis-tools \
 	nftables wireguard-tools fuse3 iproute2 busybox-static iputils-ping python3-nacl \
-	e2fsprogs kmod procps util-linux capnproto
+	e2fsprogs kmod procps util-linux capnproto wireguard-go udhcpc yggdrasil
 
 ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 
@@ -50,7 +50,7 @@ run: deps build
 test: deps build
 	$(GO) vet ./...
 	@if [ "$(ROOT)" = 1 ]; then export ZOS_TEST_STRICT=1; fi; \
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	ZINIT_BIN=$(BIN)/zinit $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory test-e2e
 
 test-unit: modules
