@@ -202,3 +202,13 @@ func (nd *node) halt() {
 	}
 	nd.cancel = nil
 }
+
+// procArgv returns the command line of a process.
+func procArgv(t testing.TB, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+}

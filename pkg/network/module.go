@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/zos-go/zos/pkg"
@@ -322,3 +323,17 @@ func (m *Module) PublicAddresses(ctx context.Context) <-chan pkg.NetlinkAddresse
 }
 
 var errStopped = errors.New("network module stopped")
+
+// WGPorts returns the WireGuard listen ports of the node's network
+// resources, sorted (what the agent publishes to the explorer, spec §4
+// step 9).
+func (m *Module) WGPorts() []uint16 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]uint16, 0, len(m.ports))
+	for p := range m.ports {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
