@@ -102,6 +102,8 @@ type Grid struct {
 // Node is one simulated node.
 type Node struct {
 	Index int
+	// Prefix starts the names of the node's namespaces and services.
+	Prefix string
 	// NS is the node's host namespace.
 	NS string
 	// Root is its state root; Config its zosd configuration file.

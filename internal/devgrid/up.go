@@ -186,7 +186,7 @@ func (g *Grid) ensureFarm(ctx context.Context) (uint64, error) {
 func (g *Grid) startNode(ctx context.Context, i int, farmID uint64) (*Node, error) {
 	root := filepath.Join(g.cfg.Root, "node"+itoa(i))
 	n := &Node{
-		Index: i, NS: g.cfg.Prefix + "n" + itoa(i), Root: root,
+		Index: i, Prefix: g.cfg.Prefix + itoa(i), NS: g.cfg.Prefix + "n" + itoa(i), Root: root,
 		Config: filepath.Join(root, "zosd.toml"), API: filepath.Join(root, "run", "zosd.sock"),
 		Zinit: filepath.Join(root, "run", "zinit.sock"), Address: fmt.Sprintf("10.99.%d.2/16", i),
 	}
@@ -300,7 +300,7 @@ func (g *Grid) disks(n *Node) ([]string, error) {
 func (g *Grid) writeNodeConfig(n *Node, farmID uint64, devices []string) error {
 	var b strings.Builder
 	q := func(s string) string { out, _ := json.Marshal(s); return string(out) }
-	fmt.Fprintf(&b, "root = %s\nprefix = %s\nfarm_id = %d\ncmdline = \"\"\n", q(filepath.Join(n.Root, "root")), q(g.cfg.Prefix+itoa(n.Index)), farmID)
+	fmt.Fprintf(&b, "root = %s\nprefix = %s\nfarm_id = %d\ncmdline = \"\"\n", q(filepath.Join(n.Root, "root")), q(n.Prefix), farmID)
 	fmt.Fprintf(&b, "hostname = %s\nexplorer = [%s]\nhub = %s\n", q(n.NS), q(g.NATSURL()), q(g.BlocksURL()))
 	fmt.Fprintf(&b, "zinit = %s\nzinit_config_dir = %s\nbin_dir = %s\napi = %s\n",
 		q(n.Zinit), q(filepath.Join(n.Root, "zinit")), q(g.cfg.Bin), q(n.API))

@@ -59,6 +59,7 @@ type Agent struct {
 	vm        *vm.Module
 	engine    *provision.Engine
 	store     provision.Store
+	grid      *gridConn // nil without an explorer
 	nm        *nodeMetrics
 
 	mu   sync.Mutex
@@ -131,6 +132,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if grid != nil {
+		a.grid = grid
 		defer grid.Close()
 	}
 	if err := a.startEngine(ctx, g, grid); err != nil {
@@ -355,6 +357,23 @@ func (a *Agent) provisioners() map[gridtypes.WorkloadType]provision.Provisioner 
 		} else {
 			p[gridtypes.TypeZDB] = z
 			a.report("zdb", nil)
+		}
+	}
+	if a.network != nil && a.flist != nil && a.vdisk != nil && a.vm != nil {
+		c := primitives.DefaultVMConfig()
+		c.StateDir = a.path("provision", "vms")
+		c.DefaultHub = a.cfg.Hub
+		if gw, err := netip.ParseAddr(a.cfg.Network.PublicGateway4); err == nil {
+			c.PublicGateway4 = gw
+		}
+		deps := primitives.VMDeps{Networker: a.network, Flister: a.flist, VDisks: a.vdisk, VMs: a.vm}
+		if a.grid != nil {
+			deps.Gateways = a.grid
+		}
+		if vmp, k8s, err := primitives.NewVMProvisioners(c, deps, a.log.With("module", "vm")); err != nil {
+			a.report("vm provisioner", err)
+		} else {
+			p[gridtypes.TypeVM], p[gridtypes.TypeKubernetes] = vmp, k8s
 		}
 	}
 	dcfg := primitives.DefaultDebugConfig()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 	"time"
@@ -176,4 +177,25 @@ func (a *Agent) capacityReport() (explorer.CapacityReport, error) {
 		}
 	}
 	return explorer.CapacityReport{Total: total, System: provision.DefaultConfig().SystemReserve, Used: used, Workloads: counts}, nil
+}
+
+// PublicGateway implements primitives.PublicGateways from the farm's IP
+// pool on the explorer.
+func (g *gridConn) PublicGateway(ctx context.Context, ip netip.Prefix) (netip.Addr, error) {
+	farm, err := g.Farm(ctx)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, f := range farm.IPAddresses {
+		p, err := netip.ParsePrefix(f.Address)
+		if err != nil || p.Addr() != ip.Addr() {
+			continue
+		}
+		gw, err := netip.ParseAddr(f.Gateway)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("farm ip %s: gateway %q: %w", f.Address, f.Gateway, err)
+		}
+		return gw, nil
+	}
+	return netip.Addr{}, fmt.Errorf("public ip %s: not in the farm's pool: %w", ip, os.ErrNotExist)
 }
