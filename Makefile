@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 25m
 # Debian packages the tests and the development grid use.
 DEB_PKGS := btrfs-progs containerd runc qemu-system-x86 qemu-utils redis-server redis-tools \
 	nftables wireguard-tools fuse3 iproute2 busybox-static iputils-ping python3-nacl \
-	e2fsprogs kmod procps util-linux capnproto wireguard-go udhcpc yggdrasil
+	e2fsprogs kmod procps util-linux capnproto wireguard-go udhcpc yggdrasil iperf3 wget
 
 ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 
