@@ -167,13 +167,11 @@ func (a *Agent) capacityReport() (explorer.CapacityReport, error) {
 		return explorer.CapacityReport{}, err
 	}
 	counts := map[gridtypes.WorkloadType]uint64{}
-	recs, err := a.store.List()
-	if err != nil {
-		return explorer.CapacityReport{}, err
-	}
-	for _, r := range recs {
-		if r.State.Live() {
-			counts[r.Reservation.Type]++
+	for t, byState := range a.engine.Counts() {
+		for st, n := range byState {
+			if st.Live() {
+				counts[t] += uint64(n)
+			}
 		}
 	}
 	return explorer.CapacityReport{Total: total, System: provision.DefaultConfig().SystemReserve, Used: used, Workloads: counts}, nil

@@ -66,16 +66,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	recs, err := c.a.store.List()
-	if err != nil {
-		return
-	}
-	counts := map[[2]string]int{}
-	for _, r := range recs {
-		counts[[2]string{string(r.Reservation.Type), string(r.State)}]++
-	}
-	for k, n := range counts {
-		ch <- prometheus.MustNewConstMetric(workloadsDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	for t, byState := range c.a.engine.Counts() {
+		for st, n := range byState {
+			ch <- prometheus.MustNewConstMetric(workloadsDesc, prometheus.GaugeValue, float64(n), string(t), string(st))
+		}
 	}
 }
 

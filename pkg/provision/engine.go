@@ -168,6 +168,8 @@ type Engine struct {
 	// first attempt; zero once the node is back to what the store says.
 	pending atomic.Int64
 
+	usage usageIndex
+
 	locks   keyedMutex
 	sem     chan struct{}
 	admitMu sync.Mutex // serialises admission so two workloads never take the same capacity
@@ -228,7 +230,10 @@ func (e *Engine) Run(ctx context.Context, sources ...Source) error {
 		wg.Wait()
 	}()
 
-	err := e.recover(ctx)
+	err := e.loadUsage()
+	if err == nil {
+		err = e.recover(ctx)
+	}
 	e.pending.Add(-1)
 	if err != nil {
 		return err
@@ -373,7 +378,7 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 	e.admitMu.Lock()
 	err := e.admitLocked(r)
 	if err == nil {
-		err = e.store.Put(rec) // intent, before acting
+		err = e.put(rec) // intent, before acting
 	}
 	e.admitMu.Unlock()
 	if errors.Is(err, ErrNoCapacity) {
@@ -412,7 +417,7 @@ func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string
 	old.State = StateDeleted
 	old.ReplacedBy = r.ID
 	old.Updated = e.now().Unix()
-	if err := e.store.Put(old); err != nil {
+	if err := e.put(old); err != nil {
 		return "", 0, err
 	}
 	e.log.InfoContext(ctx, "reservation replaced", "id", refID, "by", r.ID, "name", old.Name)
@@ -435,7 +440,7 @@ func (e *Engine) restoreReplaced(ctx context.Context, rec *Record) error {
 	old.State = StateDeployed
 	old.ReplacedBy = 0
 	old.Updated = e.now().Unix()
-	if err := e.store.Put(old); err != nil {
+	if err := e.put(old); err != nil {
 		return err
 	}
 	e.log.WarnContext(ctx, "update failed, previous reservation kept", "id", old.ID(), "update", rec.ID())
@@ -523,26 +528,6 @@ func (e *Engine) admitLocked(r *gridtypes.Reservation) error {
 	return nil
 }
 
-// Used is the capacity held by live workloads, recomputed from the store.
-func (e *Engine) Used() (gridtypes.Capacity, error) {
-	recs, err := e.store.List()
-	if err != nil {
-		return gridtypes.Capacity{}, err
-	}
-	var used gridtypes.Capacity
-	for _, rec := range recs {
-		if !rec.State.Live() {
-			continue
-		}
-		c, err := rec.Reservation.Resources()
-		if err != nil {
-			continue // validated on arrival; a record that no longer decodes holds nothing
-		}
-		used = used.Add(c)
-	}
-	return used, nil
-}
-
 // failLocked records r as failed with err as the result message and reports
 // it. Called with r's lock held.
 func (e *Engine) failLocked(ctx context.Context, rec *Record, cause error) error {
@@ -551,7 +536,7 @@ func (e *Engine) failLocked(ctx context.Context, rec *Record, cause error) error
 	if err := e.setResult(rec, gridtypes.StateError, cause.Error(), nil); err != nil {
 		return err
 	}
-	if err := e.store.Put(rec); err != nil {
+	if err := e.put(rec); err != nil {
 		return err
 	}
 	e.log.WarnContext(ctx, "reservation failed", "id", rec.ID(), "type", string(rec.Reservation.Type), "err", cause)
@@ -584,7 +569,7 @@ func (e *Engine) requestDelete(ctx context.Context, r *gridtypes.Reservation) er
 		if err := e.setResult(rec, gridtypes.StateDeleted, "", nil); err != nil {
 			return err
 		}
-		if err := e.store.Put(rec); err != nil {
+		if err := e.put(rec); err != nil {
 			return err
 		}
 		e.startReport(r.ID)
@@ -612,7 +597,7 @@ func (e *Engine) requestDelete(ctx context.Context, r *gridtypes.Reservation) er
 	}
 	rec.State = StateDeleting
 	rec.Updated = e.now().Unix()
-	if err := e.store.Put(rec); err != nil {
+	if err := e.put(rec); err != nil {
 		return err
 	}
 	e.log.InfoContext(ctx, "reservation deleting", "id", r.ID, "name", rec.Name)
@@ -645,7 +630,7 @@ func (e *Engine) DecommissionCached(id string, reason string) error {
 			cur.State = StateDeleting
 			cur.LastError = reason
 			cur.Updated = e.now().Unix()
-			err = e.store.Put(cur)
+			err = e.put(cur)
 		}
 		unlock()
 		if err != nil {

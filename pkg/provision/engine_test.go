@@ -611,3 +611,50 @@ func TestFailedUpdateKeepsThePrevious(t *testing.T) {
 		}
 	})
 }
+
+// TestCapacityTruthUnderRandomOperations: after every operation of a random
+// sequence (deploys, failures, updates, deletes), the usage the node reports
+// equals a recomputation from the store.
+func TestCapacityTruthUnderRandomOperations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), func(c *Config) {
+			c.Total = gridtypes.Capacity{CRU: 8, MRU: 64 * gridtypes.GiB, SRU: 40 * gridtypes.GiB, IPV4U: 10}
+		})
+		h.prov.script = func(d *Deployment, call int) error {
+			if d.Reservation.ID%5 == 0 {
+				return errors.New("unlucky")
+			}
+			return nil
+		}
+		h.start()
+		defer h.stop()
+		var live []*gridtypes.Reservation
+		rnd := uint64(12345)
+		next := func(n int) int { rnd = rnd*6364136223846793005 + 1442695040888963407; return int(rnd>>33) % n }
+		for step := range 120 {
+			switch op := next(3); {
+			case op == 0 || len(live) == 0:
+				r := h.volume(uint64(1 + next(4)))
+				h.deliver(r)
+				live = append(live, r)
+			case op == 1:
+				i := next(len(live))
+				h.deliver(h.deleteOf(live[i]))
+				live = append(live[:i], live[i+1:]...)
+			default:
+				i := next(len(live))
+				upd := h.volume(uint64(1 + next(4)))
+				upd.Reference = live[i].GWID()
+				_ = upd.Sign(h.user)
+				h.deliver(upd)
+				live[i] = upd
+			}
+			synctest.Wait()
+			got, _ := h.engine.Used()
+			want, err := h.engine.RecomputeUsed()
+			if err != nil || got != want {
+				t.Fatalf("step %d: reported %v, store says %v (%v)", step, got, want, err)
+			}
+		}
+	})
+}

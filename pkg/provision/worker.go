@@ -177,7 +177,7 @@ func (e *Engine) deployOnce(ctx context.Context, id uint64, ensure bool) (done b
 		rec.Retries++
 		rec.LastError = err.Error()
 		rec.Updated = e.now().Unix()
-		if perr := e.store.Put(rec); perr != nil {
+		if perr := e.put(rec); perr != nil {
 			return false, perr
 		}
 		return false, err
@@ -221,7 +221,7 @@ func (e *Engine) deployedLocked(ctx context.Context, rec *Record, data any) erro
 		if rec.LastError != "" {
 			rec.LastError = ""
 			rec.Retries = 0
-			return e.store.Put(rec)
+			return e.put(rec)
 		}
 		return nil
 	}
@@ -233,7 +233,7 @@ func (e *Engine) deployedLocked(ctx context.Context, rec *Record, data any) erro
 	rec.LastError = ""
 	rec.Retries = 0
 	rec.Updated = e.now().Unix()
-	if err := e.store.Put(rec); err != nil {
+	if err := e.put(rec); err != nil {
 		return err
 	}
 	e.log.InfoContext(ctx, "reservation deployed", "id", rec.ID(), "type", string(rec.Reservation.Type), "name", rec.Name)
@@ -274,7 +274,7 @@ func (e *Engine) deleteOnce(ctx context.Context, id uint64) (bool, error) {
 		if err != nil {
 			rec.Retries++
 			rec.LastError = err.Error()
-			if perr := e.store.Put(rec); perr != nil {
+			if perr := e.put(rec); perr != nil {
 				return false, perr
 			}
 			return false, err
@@ -288,7 +288,7 @@ func (e *Engine) deleteOnce(ctx context.Context, id uint64) (bool, error) {
 	if err := e.setResult(rec, gridtypes.StateDeleted, msg, nil); err != nil {
 		return false, err
 	}
-	if err := e.store.Put(rec); err != nil {
+	if err := e.put(rec); err != nil {
 		return false, err
 	}
 	e.log.InfoContext(ctx, "reservation deleted", "id", id, "name", rec.Name)
@@ -337,7 +337,7 @@ func (e *Engine) reportOnce(ctx context.Context, id uint64) (bool, error) {
 		return false, errors.New("result changed while reporting") // report the new one
 	}
 	cur.Reported = true
-	return true, e.store.Put(cur)
+	return true, e.put(cur)
 }
 
 // Counters implements pkg.Provision: the number of deployed workloads by
