@@ -67,6 +67,11 @@ func (g *Grid) Down(ctx context.Context) error {
 		}
 	}
 	removeCgroups(g.cfg.Prefix)
+	if dirs, _ := filepath.Glob("/run/zos/" + g.cfg.Prefix + "[0-9]*"); len(dirs) > 0 {
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	}
 	if g.lock != nil {
 		g.lock.Close()
 	}

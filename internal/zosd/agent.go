@@ -94,6 +94,15 @@ func (a *Agent) Capabilities() []Capability {
 	return append([]Capability(nil), a.caps...)
 }
 
+// runPath is a directory for runtime sockets of this node.
+func (a *Agent) runPath(name string) string {
+	prefix := a.cfg.Prefix
+	if prefix == "" {
+		prefix = "node"
+	}
+	return filepath.Join(a.cfg.RunDir, prefix, name)
+}
+
 func (a *Agent) path(parts ...string) string {
 	return filepath.Join(append([]string{a.cfg.Root}, parts...)...)
 }
@@ -256,7 +265,9 @@ func (a *Agent) startFlist(ctx context.Context, g *errgroup.Group) {
 	}
 	cfg := flist.DefaultConfig(filepath.Join(fs.Path, "flist"))
 	cfg.Binary = a.cfg.binary("flistfs")
-	cfg.DefaultStorage = a.cfg.Hub
+	if a.cfg.Hub != "" {
+		cfg.DefaultStorage = a.cfg.Hub
+	}
 	cfg.ServicePrefix = a.cfg.Prefix + "flistfs@"
 	m, err := flist.New(cfg, a.storage, flist.ZinitRunner{Client: a.zinit}, a.log.With("module", "flist"))
 	if err != nil {
@@ -316,7 +327,7 @@ func (a *Agent) startVMs(ctx context.Context, g *errgroup.Group) {
 	}
 	cfg := vm.DefaultConfig()
 	cfg.Root = a.path("vm")
-	cfg.RunDir = a.path("run", "vm")
+	cfg.RunDir = a.runPath("vm")
 	cfg.ServicePrefix = a.cfg.Prefix + "qemu@"
 	if a.flist != nil {
 		if fs, err := a.storage.GetCacheFS(); err == nil {
@@ -397,7 +408,7 @@ func (a *Agent) zdbProvisioner() (*primitives.ZDB, error) {
 	cfg := primitives.DefaultZDBConfig()
 	cfg.Command = []string{a.cfg.binary("zdb")}
 	cfg.ServicePrefix = a.cfg.Prefix
-	cfg.RunDir = a.path("run", "zdb")
+	cfg.RunDir = a.runPath("zdb")
 	cfg.Port = a.cfg.ZDB.Port
 	if l := a.cfg.ZDB.Listen; l != "" && l != "::" && l != "0.0.0.0" {
 		cfg.NetNS = false

@@ -45,6 +45,11 @@ type Config struct {
 	// zos-shimlogs, zos-corex, zos-logship) are; empty: next to zosd.
 	BinDir string `toml:"bin_dir"`
 
+	// RunDir holds runtime sockets (0-db admin sockets, QMP sockets) under
+	// <RunDir>/<Prefix>: unix socket paths are limited to 107 bytes, so it
+	// stays short whatever Root is.
+	RunDir string `toml:"run_dir"`
+
 	// API is the local API's unix socket (root only); Metrics, when set, a
 	// TCP address serving Prometheus /metrics.
 	API     string `toml:"api"`
@@ -117,6 +122,7 @@ func DefaultConfig() Config {
 		Root:           "/var/lib/zos",
 		Cmdline:        "/proc/cmdline",
 		Zinit:          "/var/run/zinit.sock",
+		RunDir:         "/run/zos",
 		ZinitConfigDir: "/etc/zinit",
 		API:            "/var/run/zosd.sock",
 		ReportInterval: Duration(10 * time.Minute),
@@ -147,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.Zinit == "" {
 		errs = append(errs, errors.New("zinit: socket path required"))
+	}
+	if !filepath.IsAbs(c.RunDir) || len(c.RunDir) > 40 {
+		errs = append(errs, fmt.Errorf("run_dir %q: an absolute path of at most 40 bytes (socket paths)", c.RunDir))
 	}
 	if c.API == "" {
 		errs = append(errs, errors.New("api: socket path required"))
