@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/wgctrl"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/zos-go/zos/internal/netns"
 	"github.com/zos-go/zos/internal/testutil"
@@ -98,27 +100,40 @@ func agentMain(args []string) int {
 	return map[bool]int{true: 1}[(<-errc) != nil]
 }
 
+// handshakeSettle is how old the last WireGuard handshake must be before
+// TestAgentKill9 measures: REKEY_TIMEOUT (5 s) plus the largest retransmit
+// jitter (1/3 s) plus a margin. wireguard-go arms its retransmit timer after
+// sending an initiation, so when the response is handled first (likely on
+// a busy machine with a 1 ms round trip) a spurious retransmission, and so
+// a new handshake, follows 5 s later; and initiations that cross at start
+// can cost a one-way stall healed by a new handshake after 15 s. Neither
+// involves the agent; once the last handshake is older than this, no such
+// handshake is pending and any new one during the test is the agent's doing.
+const handshakeSettle = 6 * time.Second
+
 // TestAgentKill9 kills the agent of node a with SIGKILL while a container on
 // a pings one on b, restarts it, and checks that at most one second of
 // pings was lost and that the restarted agent left the WireGuard process,
-// its peers and the container namespace as they were.
+// its configuration, its peer and that peer's session as they were.
 func TestAgentKill9(t *testing.T) {
 	testutil.CheckLeaks(t)
 	testutil.RequireRoot(t, "ip", "nft", "ping")
 	g := newGrid(t, 2)
 	a, b := g.nodes[0], g.nodes[1]
-	b.start()
 	id := pkg.NetID("Kill9net0001")
+	for _, nd := range g.nodes {
+		// Handshakes and timers in the device logs, shown on failure.
+		nd.cfg.WGCommand = append(nd.cfg.WGCommand, "--verbose")
+	}
+	b.start()
 	ra, rb := pair(a, b, id)
 	if _, err := b.mod.CreateNR(rb); err != nil {
 		t.Fatal(err)
 	}
-	mb, err := b.mod.Join(id, "cb", pkg.ContainerNetworkConfig{IPs: []string{"10.20.2.5"}})
-	if err != nil {
+	if _, err := b.mod.Join(id, "cb", pkg.ContainerNetworkConfig{IPs: []string{"10.20.2.5"}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.mod.Leave(id, "cb") })
-	_ = mb
 
 	dir := testutil.TempDir(t)
 	spec := agentSpec{Config: a.cfg, ServiceDir: a.sup.Dir, NRs: []pkg.NetResource{ra},
@@ -152,14 +167,37 @@ func TestAgentKill9(t *testing.T) {
 			t.Errorf("teardown a: %v", err)
 		}
 	})
+	wgName := a.cfg.NamePrefix + "wg@" + string(id)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, nd := range g.nodes {
+				log := filepath.Join(nd.sup.Dir, nd.cfg.NamePrefix+"wg@"+string(id)+".log")
+				data, err := os.ReadFile(log)
+				t.Logf("node %d device log %s (%v):\n%s", nd.i, log, err, data)
+			}
+		}
+	})
 	agent := startAgent()
 	nsA := a.cfg.NamePrefix + "ca"
-	testutil.WaitFor(t, 20*time.Second, "a→b", func() error { return ping(nsA, "10.20.2.5", 1, time.Second) })
-	wgName := a.cfg.NamePrefix + "wg@" + string(id)
+	var before *wgtypes.Device
+	var peerBefore wgtypes.Peer
+	testutil.WaitFor(t, 60*time.Second, "a→b with a settled WireGuard session", func() error {
+		if err := ping(nsA, "10.20.2.5", 1, time.Second); err != nil {
+			return err
+		}
+		d, p, err := wgState(a, id, rb.WGPublicKey)
+		if err != nil {
+			return err
+		}
+		if age := time.Since(p.LastHandshakeTime); p.LastHandshakeTime.IsZero() || age < handshakeSettle {
+			return fmt.Errorf("last handshake %v ago", age.Round(time.Millisecond))
+		}
+		before, peerBefore = d, p
+		return nil
+	})
 	pidBefore := a.sup.Pid(wgName)
-	peerBefore, _ := peerState(t, a, id, rb.WGPublicKey)
-	if pidBefore == 0 || peerBefore.LastHandshakeTime.IsZero() {
-		t.Fatalf("wireguard process %d, peer %+v", pidBefore, peerBefore)
+	if pidBefore == 0 {
+		t.Fatalf("wireguard process of %s not running", id)
 	}
 
 	wait := pinger(t, nsA, "10.20.2.5", 6*time.Second)
@@ -175,11 +213,46 @@ func TestAgentKill9(t *testing.T) {
 	if pid := a.sup.Pid(wgName); pid != pidBefore {
 		t.Errorf("wireguard process changed across agent restart: %d → %d", pidBefore, pid)
 	}
-	if p, _ := peerState(t, a, id, rb.WGPublicKey); !p.LastHandshakeTime.Equal(peerBefore.LastHandshakeTime) {
-		t.Errorf("peer session reset by restart: %v → %v", peerBefore.LastHandshakeTime, p.LastHandshakeTime)
+	after, peerAfter, err := wgState(a, id, rb.WGPublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.PrivateKey != before.PrivateKey || after.ListenPort != before.ListenPort {
+		t.Errorf("device key or port changed across restart: port %d → %d", before.ListenPort, after.ListenPort)
+	}
+	if !samePeerConfig(peerBefore, peerAfter) {
+		t.Errorf("peer configuration changed across restart:\n%s\n→\n%s", dump(peerBefore), dump(peerAfter))
+	}
+	if !peerAfter.LastHandshakeTime.Equal(peerBefore.LastHandshakeTime) {
+		t.Errorf("peer session reset by restart: %v → %v", peerBefore.LastHandshakeTime, peerAfter.LastHandshakeTime)
 	}
 	if err := ping(nsA, "10.20.2.5", 2, time.Second); err != nil {
 		t.Error(err)
 	}
 	agent.Kill()
+}
+
+// wgState reads node nd's WireGuard device of network id and its peer key.
+func wgState(nd *node, id pkg.NetID, key string) (*wgtypes.Device, wgtypes.Peer, error) {
+	c, err := wgctrl.New()
+	if err != nil {
+		return nil, wgtypes.Peer{}, err
+	}
+	defer c.Close()
+	d, err := c.Device(nd.cfg.NamePrefix + "w-" + string(id))
+	if err != nil {
+		return nil, wgtypes.Peer{}, err
+	}
+	for _, p := range d.Peers {
+		if p.PublicKey.String() == key {
+			return d, p, nil
+		}
+	}
+	return nil, wgtypes.Peer{}, fmt.Errorf("device of %s has no peer %s", id, key)
+}
+
+// samePeerConfig compares what the agent configures on a peer.
+func samePeerConfig(x, y wgtypes.Peer) bool {
+	return x.PublicKey == y.PublicKey && x.PersistentKeepaliveInterval == y.PersistentKeepaliveInterval &&
+		x.Endpoint.String() == y.Endpoint.String() && fmt.Sprint(x.AllowedIPs) == fmt.Sprint(y.AllowedIPs)
 }

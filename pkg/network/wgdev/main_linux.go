@@ -40,10 +40,15 @@ func Main(args []string, stderr io.Writer) int {
 	fs.Var(&addrs, "address", "address of the interface (repeatable)")
 	fs.Var(&routes, "route", "route through the interface (repeatable)")
 	fs.IntVar(&o.MTU, "mtu", 1420, "MTU")
+	fs.BoolVar(&o.Verbose, "verbose", false, "log wireguard-go's debug messages (handshakes, timers)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	level := slog.LevelInfo
+	if o.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if o.Name == "" || nsPath == "" {
 		fmt.Fprintln(stderr, "zos-wg: --name and --netns are required")
 		return 2

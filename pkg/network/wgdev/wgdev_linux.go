@@ -51,6 +51,9 @@ type Options struct {
 	Addresses []netip.Prefix
 	Routes    []netip.Prefix
 	MTU       int
+	// Verbose logs wireguard-go's debug messages (handshakes, keepalives,
+	// timers) at debug level.
+	Verbose bool
 }
 
 // EnterNetNS makes the whole process run in the namespace at path: it opens
@@ -117,6 +120,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	wlog := &device.Logger{
 		Verbosef: func(string, ...any) {},
 		Errorf:   func(f string, a ...any) { log.Error("wireguard", "msg", fmt.Sprintf(f, a...)) },
+	}
+	if o.Verbose {
+		wlog.Verbosef = func(f string, a ...any) { log.Debug("wireguard", "msg", fmt.Sprintf(f, a...)) }
 	}
 	dev := device.NewDevice(tdev, &nsBind{Bind: conn.NewDefaultBind(), ns: o.SocketNetNS}, wlog)
 	defer dev.Close()
