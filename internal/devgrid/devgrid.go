@@ -90,6 +90,7 @@ type Grid struct {
 	log *slog.Logger
 
 	inetNS   string
+	farmID   uint64
 	lock     *os.File // flock of Root, held while the grid runs
 	explorer *proc
 	forward  net.Listener

@@ -58,12 +58,11 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (_ *Grid, err error) 
 	if err := g.startExplorer(ctx); err != nil {
 		return nil, err
 	}
-	farmID, err := g.ensureFarm(ctx)
-	if err != nil {
+	if g.farmID, err = g.ensureFarm(ctx); err != nil {
 		return nil, fmt.Errorf("farm: %w", err)
 	}
 	for i := 1; i <= cfg.Nodes; i++ {
-		n, err := g.startNode(ctx, i, farmID)
+		n, err := g.startNode(ctx, i, g.farmID)
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
