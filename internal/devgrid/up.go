@@ -201,6 +201,17 @@ func (g *Grid) startNode(ctx context.Context, i int, farmID uint64) (*Node, erro
 		return nil, err
 	}
 	veth := g.cfg.Prefix + "v" + itoa(i)
+	if !linkExists(n.NS, "eth0") {
+		// A new host namespace (first start, or after a power cut whose
+		// veth may still be on its way out of the internet namespace).
+		_ = run("ip", "-n", g.inetNS, "link", "del", veth)
+		_ = waitFor(ctx, 10*time.Second, func() error {
+			if linkExists(g.inetNS, veth) {
+				return errors.New("old veth still there")
+			}
+			return nil
+		})
+	}
 	if !linkExists(g.inetNS, veth) {
 		if err := run("ip", "-n", g.inetNS, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", n.NS); err != nil {
 			return nil, err

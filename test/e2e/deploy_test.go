@@ -163,21 +163,7 @@ func uploadBusybox(t *testing.T, g *grid, u *user) string {
 	if err := os.WriteFile(filepath.Join(root, "www", "index.html"), []byte("hello-from-zos\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// With the user's CLI: blocks uploaded through the forwarded API, the
-	// nodes' view of the block store recorded in the flist.
-	hub := g.ExplorerURL() + "/hub"
-	fl := filepath.Join(testutil.TempDir(t), "busybox.fl")
-	zos := filepath.Join(g.cfg.Bin, "zos")
-	for _, args := range [][]string{
-		{"flist", "create", root, "-o", fl, "--store", hub + "/blocks", "--route", "00-ff=" + g.BlocksURL(),
-			"--hub", hub, "--user", u.name, "--identity", u.seedFile, "-q"},
-		{"flist", "upload", fl, "--hub", hub, "--user", u.name, "--identity", u.seedFile},
-	} {
-		if out, err := exec.Command(zos, args...).CombinedOutput(); err != nil {
-			t.Fatalf("zos %v: %v: %s", args[:2], err, out)
-		}
-	}
-	return g.HubURL() + "/" + u.name + "/busybox.fl"
+	return publishFlist(t, g, u, root, "busybox.fl")
 }
 func laptopAccess(t *testing.T, g *grid, nr *gridtypes.Network, id uint64, u *user, key wgtypes.Key) network.Access {
 	t.Helper()

@@ -160,12 +160,18 @@ func (g *grid) nodeID(i int) string {
 // deploy signs w for node, seals its secrets to the node, submits it and
 // returns the reservation id.
 func (u *user) deploy(node string, w gridtypes.Workload) uint64 {
+	u.g.t.Helper()
+	return u.deployRef(node, w, "")
+}
+
+func (u *user) deployRef(node string, w gridtypes.Workload, ref string) uint64 {
 	t := u.g.t
 	t.Helper()
 	r, err := gridtypes.NewReservation(node, u.id, w, time.Now(), 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Reference = ref
 	r.Description = fmt.Sprintf("%s %d", w.WorkloadType(), time.Now().UnixNano())
 	nodeKey, err := identity.KeyFromID(node)
 	if err != nil {
@@ -220,6 +226,13 @@ func (u *user) result(id uint64, timeout time.Duration, states ...gridtypes.Resu
 
 // remove signs the deletion of id and waits for the node to confirm.
 func (u *user) remove(id uint64) {
+	u.g.t.Helper()
+	u.requestDelete(id)
+	u.result(id, 2*time.Minute, gridtypes.StateDeleted)
+}
+
+// requestDelete signs the deletion of id.
+func (u *user) requestDelete(id uint64) {
 	t := u.g.t
 	t.Helper()
 	r, err := u.g.client.Reservation(t.Context(), id)
@@ -233,7 +246,13 @@ func (u *user) remove(id uint64) {
 	if _, err := u.g.client.Delete(t.Context(), id, sig); err != nil && !errors.Is(err, explorer.ErrConflict) {
 		t.Fatalf("delete %d: %v", id, err)
 	}
-	u.result(id, 2*time.Minute, gridtypes.StateDeleted)
+}
+
+// update deploys w as the replacement of reservation old (same working
+// name on the node) and returns the new reservation id.
+func (u *user) update(node string, old uint64, w gridtypes.Workload) uint64 {
+	u.g.t.Helper()
+	return u.deployRef(node, w, gwid(old))
 }
 
 // inNS runs a command in a network namespace and returns its output.
