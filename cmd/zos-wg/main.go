@@ -4,6 +4,9 @@
 //
 //	zos-wg --name w-<netid> --netns /run/netns/n-<netid> --socket-netns <path> \
 //	       --uapi w-<netid> --config <file> --address 100.64.3.1/16 --route 10.3.0.0/16
+//
+// --verbose adds wireguard-go's debug messages (handshakes, keepalives,
+// timer expiries) to its log.
 package main
 
 import (

@@ -176,37 +176,49 @@ func (m *Module) addTap(name, master string) error {
 		} else if l != nil {
 			return fmt.Errorf("tap %s: %w", name, ErrExists)
 		}
-		br, err := netlink.LinkByName(master)
-		if err != nil {
-			return fmt.Errorf("tap %s: bridge %s: %w", name, master, err)
-		}
-		tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: bridgeMTU}, Mode: netlink.TUNTAP_MODE_TAP,
-			Flags: netlink.TUNTAP_DEFAULTS}
-		if err := netlink.LinkAdd(tap); err != nil {
-			return fmt.Errorf("tap %s: %w", name, err)
-		}
-		ok := false
-		defer func() {
-			if !ok {
-				_ = deleteLink(name)
-			}
-		}()
-		l, err := netlink.LinkByName(name)
-		if err != nil {
-			return err
-		}
-		if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/disable_ipv6", name), "1"); err != nil {
-			return err
-		}
-		if err := netlink.LinkSetMaster(l, br); err != nil {
-			return fmt.Errorf("tap %s into %s: %w", name, master, err)
-		}
-		if err := netlink.LinkSetUp(l); err != nil {
-			return err
-		}
-		ok = true
-		return nil
+		return newTap(name, master)
 	})
+}
+
+// newTap creates the persistent TAP device name on the bridge master, in
+// the current namespace; a failure removes it again.
+func newTap(name, master string) error {
+	br, err := netlink.LinkByName(master)
+	if err != nil {
+		return fmt.Errorf("tap %s: bridge %s: %w", name, master, err)
+	}
+	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: bridgeMTU}, Mode: netlink.TUNTAP_MODE_TAP,
+		Flags: netlink.TUNTAP_DEFAULTS}
+	if err := netlink.LinkAdd(tap); err != nil {
+		return fmt.Errorf("tap %s: %w", name, err)
+	}
+	l, err := netlink.LinkByName(name)
+	if err == nil {
+		err = attachTap(l, br)
+	}
+	if err != nil {
+		_ = deleteLink(name)
+		return err
+	}
+	return nil
+}
+
+// attachTap disables IPv6 on the tap l, enslaves it to the bridge br
+// unless it is already, and brings it up.
+func attachTap(l, br netlink.Link) error {
+	name := l.Attrs().Name
+	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/disable_ipv6", name), "1"); err != nil {
+		return err
+	}
+	if l.Attrs().MasterIndex != br.Attrs().Index {
+		if err := netlink.LinkSetMaster(l, br); err != nil {
+			return fmt.Errorf("tap %s into %s: %w", name, br.Attrs().Name, err)
+		}
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("tap %s up: %w", name, err)
+	}
+	return nil
 }
 
 // setupTap creates t-<netid> on the resource's bridge (spec §7).

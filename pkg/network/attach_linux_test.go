@@ -111,24 +111,7 @@ func TestTapsAndZDB(t *testing.T) {
 		// A "VM" on the tap asks for the gateway's MAC and gets the answer.
 		f := openTap(t, nd.hostNS, name)
 		vmMAC := network.HardwareAddrFromInputBytes([]byte("vm"))
-		testutil.WaitFor(t, 10*time.Second, "arp reply from 10.30.4.1", func() error {
-			if _, err := f.Write(arpRequest(vmMAC, net.ParseIP("10.30.4.9"), net.ParseIP("10.30.4.1"))); err != nil {
-				return err
-			}
-			buf := make([]byte, 2048)
-			_ = f.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			for {
-				n, err := f.Read(buf)
-				if err != nil {
-					return err
-				}
-				p := buf[:n]
-				if n >= 42 && binary.BigEndian.Uint16(p[12:]) == 0x0806 && binary.BigEndian.Uint16(p[20:]) == 2 &&
-					net.IP(p[28:32]).Equal(net.ParseIP("10.30.4.1")) && bytes.Equal(p[32:38], vmMAC) {
-					return nil
-				}
-			}
-		})
+		waitARPReply(t, f, vmMAC, net.ParseIP("10.30.4.9"), net.ParseIP("10.30.4.1"), nil)
 		if _, err := nd.mod.SetupTap(nr.NetID); !errors.Is(err, network.ErrExists) {
 			t.Errorf("second SetupTap: %v", err)
 		}

@@ -8,7 +8,8 @@
 //
 // Every network resource (NR) lives in namespace n-<netid>. Its bridge b-<netid>
 // is in the host namespace; containers hang off it with veth pairs and VMs
-// with taps t-<netid>. Inside the NR namespace the macvlan n-<netid> carries the
+// with taps: the seed's single tap t-<netid> per network, or one tap per VM
+// (VMTaps: tv-<hash of net id and VM name>). Inside the NR namespace the macvlan n-<netid> carries the
 // gateway (<subnet>.1), the WireGuard device w-<netid> carries 100.64.<o2>.<o3>/16
 // and a route to the whole network range, and the macvlan "public" on br-ndmz
 // leads to the ndmz namespace, which NATs traffic to the internet. Names and
@@ -32,7 +33,10 @@
 // by its own process (cmd/zos-wg, supervised as wg@<netid>), so traffic keeps
 // flowing while the agent restarts. Either way the agent configures devices
 // with wgctrl; the userspace process also re-reads its configuration file when
-// it restarts on its own.
+// it restarts on its own. The agent diffs the device's current state against
+// the resource and sends only what changed: a restarted agent sends nothing
+// to an unchanged device, so its sessions continue (wireguard-go still
+// re-handshakes on its own timers; zos-wg --verbose logs them).
 //
 // # Lifecycle and state
 //
@@ -70,6 +74,11 @@
 //   - Workloads can neither open connections to the ndmz nor reach the
 //     node's own addresses (a set in the ndmz ruleset follows the zos
 //     bridge's addresses through netlink events).
+//   - SetupVMTap, VMTapExists and RemoveVMTap (VMTaps, not in the seed
+//     interface) give each VM of a network its own tap, so a node runs any
+//     number of VMs per network; a record under StateDir/vmtaps is written
+//     before each tap is made, so DeleteNR and the start-up reconcile find
+//     every tap a crash may have left.
 //   - SetupPubIPFilter (not in the seed interface; the original did it in
 //     provisiond) keeps a VM on a public tap to its reserved IP and MAC.
 //   - NewAccess builds the WireGuard configuration of a user's machine (the

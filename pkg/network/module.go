@@ -28,6 +28,7 @@ type Module struct {
 	log    *slog.Logger
 	store  nrStore
 	leases leaseStore
+	vmTaps vmTapStore
 
 	mu     sync.Mutex           // serialises changes
 	runCtx context.Context      // module lifetime; guarded by mu
@@ -61,6 +62,7 @@ func New(cfg Config, id Decrypter, sup Supervisor, log *slog.Logger) (*Module, e
 		log:    log,
 		store:  nrStore{dir: filepath.Join(cfg.StateDir, "networks"), nodeID: cfg.NodeID},
 		leases: leaseStore{dir: filepath.Join(cfg.StateDir, "ndmz-lease")},
+		vmTaps: vmTapStore{dir: filepath.Join(cfg.StateDir, "vmtaps")},
 		ports:  map[uint16]pkg.NetID{},
 	}
 	m.watch = newAddrWatcher(m)

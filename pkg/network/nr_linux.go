@@ -171,9 +171,11 @@ func (m *Module) deleteNRLocked(ctx context.Context, id pkg.NetID) error {
 }
 
 // removeNRLocked removes everything of network id: device process and
-// files, tap, bridge, namespace, lease, stored file.
+// files, taps (the seed's and the VMs'), bridge, namespace, lease, stored
+// file.
 func (m *Module) removeNRLocked(ctx context.Context, id pkg.NetID) error {
 	var errs []error
+	errs = append(errs, m.removeVMTapsLocked(id))
 	if m.wg != nil {
 		errs = append(errs, m.wg.Remove(ctx, id))
 	}

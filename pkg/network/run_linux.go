@@ -64,8 +64,9 @@ func (m *Module) start(ctx context.Context) error {
 }
 
 // reconcileLocked re-applies every stored network resource and removes the
-// namespaces, bridges, device processes and leases of this node that no
-// stored resource owns (left by a crash or a deletion during downtime).
+// namespaces, bridges, device processes, leases and VM taps of this node
+// that no stored resource owns (left by a crash or a deletion during
+// downtime).
 func (m *Module) reconcileLocked(ctx context.Context) error {
 	ids, err := m.store.List()
 	if err != nil {
@@ -137,6 +138,7 @@ func (m *Module) reconcileLocked(ctx context.Context) error {
 		}
 		m.ports[nr.WGListenPort] = nr.NetID
 	}
+	errs = append(errs, m.reconcileVMTapsLocked(ctx, stored))
 	return errors.Join(errs...)
 }
 

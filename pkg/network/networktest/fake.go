@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,11 +19,15 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
-var _ pkg.Networker = (*Fake)(nil)
+var (
+	_ pkg.Networker  = (*Fake)(nil)
+	_ network.VMTaps = (*Fake)(nil)
+)
 
-// Fake is an in-memory pkg.Networker. It validates input exactly as the real
-// module does (network.CheckNetResource, CheckJoin, CheckUpdate) and keeps
-// network resources, joined containers, taps, public taps and 0-db
+// Fake is an in-memory pkg.Networker and network.VMTaps. It validates input
+// exactly as the real module does (network.CheckNetResource, CheckJoin,
+// CheckUpdate, CheckVMTap) and keeps network resources, joined containers,
+// taps (the seed's per network and the per-VM ones), public taps and 0-db
 // namespaces, so tests see the same errors and state transitions. It is safe
 // for concurrent use.
 type Fake struct {
@@ -30,6 +35,7 @@ type Fake struct {
 	nrs       map[pkg.NetID]pkg.NetResource // guarded by mu
 	members   map[string]pkg.NetID          // container id → network; guarded by mu
 	taps      map[pkg.NetID]bool            // guarded by mu
+	vmTaps    map[string]fakeVMTap          // tap name → owner; guarded by mu
 	pubTaps   map[string]bool               // reservation → attached to br-pub; guarded by mu
 	zdbs      map[string]bool               // guarded by mu
 	publicV6  net.IPNet                     // guarded by mu
@@ -53,6 +59,7 @@ func NewFake() *Fake {
 		nrs:       map[pkg.NetID]pkg.NetResource{},
 		members:   map[string]pkg.NetID{},
 		taps:      map[pkg.NetID]bool{},
+		vmTaps:    map[string]fakeVMTap{},
 		pubTaps:   map[string]bool{},
 		zdbs:      map[string]bool{},
 		publicV6:  *v6,
@@ -163,6 +170,11 @@ func (f *Fake) DeleteNR(nr pkg.NetResource) error {
 	defer f.mu.Unlock()
 	delete(f.nrs, nr.NetID)
 	delete(f.taps, nr.NetID)
+	for name, t := range f.vmTaps {
+		if t.netID == nr.NetID {
+			delete(f.vmTaps, name)
+		}
+	}
 	for c, n := range f.members {
 		if n == nr.NetID {
 			delete(f.members, c)
@@ -270,6 +282,71 @@ func (f *Fake) RemoveTap(id pkg.NetID) error {
 
 // PublicIPv4Support implements pkg.Networker.
 func (f *Fake) PublicIPv4Support() bool { return true }
+
+type fakeVMTap struct {
+	netID pkg.NetID
+	vm    string
+}
+
+// SetupVMTap implements network.VMTaps: network.VMTapName(id, vm) on a
+// known network; idempotent.
+func (f *Fake) SetupVMTap(id pkg.NetID, vm string) (string, error) {
+	if err := network.CheckVMTap(id, vm); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.getLocked(id); err != nil {
+		return "", err
+	}
+	name := network.VMTapName(id, vm)
+	want := fakeVMTap{netID: id, vm: vm}
+	if have, ok := f.vmTaps[name]; ok && have != want {
+		return "", fmt.Errorf("vm tap %s: %w", name, network.ErrExists)
+	}
+	f.vmTaps[name] = want
+	return name, nil
+}
+
+// VMTapExists implements network.VMTaps.
+func (f *Fake) VMTapExists(id pkg.NetID, vm string) (bool, error) {
+	if err := network.CheckVMTap(id, vm); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.vmTaps[network.VMTapName(id, vm)] == fakeVMTap{netID: id, vm: vm}, nil
+}
+
+// RemoveVMTap implements network.VMTaps; removing a missing tap is not an
+// error.
+func (f *Fake) RemoveVMTap(id pkg.NetID, vm string) error {
+	if err := network.CheckVMTap(id, vm); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name := network.VMTapName(id, vm)
+	if f.vmTaps[name] == (fakeVMTap{netID: id, vm: vm}) {
+		delete(f.vmTaps, name)
+	}
+	return nil
+}
+
+// VMTapsOf returns the names of the VMs that have a tap on network id,
+// sorted.
+func (f *Fake) VMTapsOf(id pkg.NetID) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, t := range f.vmTaps {
+		if t.netID == id {
+			out = append(out, t.vm)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // SetupPubTap implements pkg.Networker.
 func (f *Fake) SetupPubTap(res string) (string, error) {

@@ -26,6 +26,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newEnv(t)) })
 	t.Run("JoinLeave", func(t *testing.T) { testJoinLeave(t, newEnv(t)) })
 	t.Run("Taps", func(t *testing.T) { testTaps(t, newEnv(t)) })
+	t.Run("VMTaps", func(t *testing.T) { testVMTaps(t, newEnv(t)) })
 	t.Run("ZDB", func(t *testing.T) { testZDB(t, newEnv(t)) })
 }
 
