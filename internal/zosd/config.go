@@ -59,6 +59,12 @@ type Config struct {
 	Network NetworkConfig `toml:"network"`
 	ZDB     ZDBConfig     `toml:"zdb"`
 
+	// CPUOvercommit multiplies the logical cores the node sells (CRU): a
+	// container's or VM's CPU count is a limit, not a pinned core. 1 (the
+	// default) sells each core once; the development grid sells more, so a
+	// small machine hosts a useful grid.
+	CPUOvercommit uint64 `toml:"cpu_overcommit"`
+
 	// ReportInterval is the period of the uptime and capacity reports.
 	ReportInterval Duration `toml:"report_interval"`
 }
@@ -126,6 +132,7 @@ func DefaultConfig() Config {
 		ZinitConfigDir: "/etc/zinit",
 		API:            "/var/run/zosd.sock",
 		ReportInterval: Duration(10 * time.Minute),
+		CPUOvercommit:  1,
 		ZDB:            ZDBConfig{Listen: "::", Port: 9900},
 		Network:        NetworkConfig{WireGuard: "auto"},
 	}
@@ -184,6 +191,9 @@ func (c Config) Validate() error {
 		if _, err := netip.ParseAddr(f.v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
 		}
+	}
+	if c.CPUOvercommit < 1 || c.CPUOvercommit > 64 {
+		errs = append(errs, fmt.Errorf("cpu_overcommit %d: between 1 and 64", c.CPUOvercommit))
 	}
 	if c.ReportInterval <= 0 {
 		errs = append(errs, errors.New("report_interval: must be positive"))

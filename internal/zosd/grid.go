@@ -113,10 +113,11 @@ func (g *gridConn) PublicKey(ctx context.Context, userID uint64) (ed25519.Public
 	return pk, nil
 }
 
-// totalCapacity is what the node has: cores, memory and the pools' sizes.
+// totalCapacity is what the node has: cores (times the configured
+// overcommit), memory and the pools' sizes.
 // Public IPv4 addresses belong to the farm, so the node does not limit them.
 func (a *Agent) totalCapacity() (gridtypes.Capacity, error) {
-	c := gridtypes.Capacity{CRU: uint64(runtime.NumCPU()), IPV4U: ^uint64(0)}
+	c := gridtypes.Capacity{CRU: uint64(runtime.NumCPU()) * a.cfg.CPUOvercommit, IPV4U: ^uint64(0)}
 	m, err := mem.VirtualMemory()
 	if err != nil {
 		return gridtypes.Capacity{}, err
