@@ -52,15 +52,25 @@ func VMTapName(id pkg.NetID, vm string) string {
 }
 
 // CheckVMTap checks the arguments of the VM tap methods: a net id of
-// letters and digits that fits interface names, and a VM name (a
-// workload's working name) of 1 to 64 letters, digits, '-' and '_'.
-// Errors wrap ErrInvalidName or ErrNameTooLong.
+// letters and digits that fits interface names, and a VM name as the VM
+// module accepts it: 1 to 64 letters, digits, '_', '.' and '-', the last
+// two not first. Errors wrap ErrInvalidName or ErrNameTooLong.
 func CheckVMTap(id pkg.NetID, vm string) error {
 	if err := checkName(string(id), "n-"); err != nil {
 		return fmt.Errorf("vm tap: network %q: %w", id, err)
 	}
-	if err := checkResID(vm, maxVMNameLen); err != nil {
-		return fmt.Errorf("vm tap: vm %q: %w", vm, err)
+	if vm == "" {
+		return fmt.Errorf("vm tap: empty vm name: %w", ErrInvalidName)
+	}
+	for i, r := range vm {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '_' || i > 0 && (r == '.' || r == '-')
+		if !ok {
+			return fmt.Errorf("vm tap: vm name %q: character %q: %w", vm, r, ErrInvalidName)
+		}
+	}
+	if len(vm) > maxVMNameLen {
+		return fmt.Errorf("vm tap: vm name %q is over %d characters: %w", vm, maxVMNameLen, ErrNameTooLong)
 	}
 	return nil
 }

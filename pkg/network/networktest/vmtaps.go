@@ -35,6 +35,8 @@ func testVMTaps(t *testing.T, e Env) {
 		{nr.NetID, "", network.ErrInvalidName},
 		{nr.NetID, "a/b", network.ErrInvalidName},
 		{nr.NetID, "vm 1", network.ErrInvalidName},
+		{nr.NetID, "-vm", network.ErrInvalidName},
+		{nr.NetID, ".vm", network.ErrInvalidName},
 		{nr.NetID, strings.Repeat("v", 65), network.ErrNameTooLong},
 		{"", "100-1", network.ErrInvalidName},
 		{"bad/id", "100-1", network.ErrInvalidName},
@@ -51,7 +53,7 @@ func testVMTaps(t *testing.T, e Env) {
 		}
 	}
 
-	vms := []string{"100-1", "101-1", strings.Repeat("v", 64)}
+	vms := []string{"100-1", "101-1", "k8s_master.1-b", strings.Repeat("v", 64)}
 	names := map[string]bool{}
 	for _, vm := range vms {
 		name, err := v.SetupVMTap(nr.NetID, vm)
