@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/zos-go/zos/pkg"
 )
 
@@ -40,7 +42,13 @@ var (
 	ErrNotFound = fmt.Errorf("not found: %w", os.ErrNotExist)
 	// ErrExists is returned when a name is taken by something that differs
 	// from the request (another size, type or mode); it wraps os.ErrExist.
+	// CreateFilesystem of an existing volume with another size gives it:
+	// changing a volume's size is ResizeFilesystem's job.
 	ErrExists = fmt.Errorf("already exists: %w", os.ErrExist)
+	// ErrInUse is returned when a volume or 0-db namespace is asked to
+	// shrink below what it already holds. Nothing is changed. It wraps
+	// errdefs.ErrFailedPrecondition.
+	ErrInUse = fmt.Errorf("in use: %w", errdefs.ErrFailedPrecondition)
 	// ErrModeMismatch is returned when a 0-db namespace is asked for in a
 	// mode other than the one it was allocated with: an allocation's mode
 	// never changes. It wraps ErrExists.
@@ -98,11 +106,55 @@ type VDiskArea interface {
 	ReserveVDisk(ctx context.Context, size uint64, create func(dir string) error) (string, error)
 }
 
+// VolumeResizer changes the size of existing volumes. It is safe for
+// concurrent use.
+type VolumeResizer interface {
+	// ResizeFilesystem sets the size (quota limit and reservation) of the
+	// volume name to size bytes, on the pool the volume is on: the volume
+	// keeps its ID, path and data. The same size is a no-op. The change is
+	// atomic and durable when it returns: a crash leaves the old or the
+	// new size, and the accounting read back on adoption follows the
+	// limit. It returns the volume as Path does. Errors: ErrInvalidName
+	// (also for the reserved names: zdb volumes, cache, vdisks),
+	// ErrInvalidSize, ErrNotFound, pkg.ErrNotEnoughSpace when growing by
+	// more than the pool's free space, ErrInUse when shrinking below what
+	// the volume holds now; on error nothing is changed.
+	ResizeFilesystem(ctx context.Context, name string, size uint64) (pkg.Filesystem, error)
+}
+
+// ZDBReservations changes what allocated 0-db namespaces reserve. The 0-db
+// server owns a namespace's files once it serves it: call these after the
+// server has applied the change (ReleaseNamespace after NSDEL) or before it
+// applies it (ResizeNamespace before NSSET maxsize). Both are safe for
+// concurrent use.
+type ZDBReservations interface {
+	// ResizeNamespace sets the reservation of namespace ns to size bytes
+	// and writes it into the namespace's descriptor (maxsize, the rest of
+	// the descriptor kept), atomically: a crash leaves the old or the new
+	// descriptor, and adoption reads the reservation from it. The same
+	// size is a no-op. Errors: ErrInvalidName, ErrInvalidSize, ErrNotFound
+	// (unknown namespace, or its descriptor is gone), pkg.ErrNotEnoughSpace
+	// when growing by more than the free space of the namespace's pool
+	// (namespaces never move), ErrInUse when shrinking below the bytes of
+	// the namespace's files; on error nothing is changed.
+	ResizeNamespace(ctx context.Context, ns string, size uint64) error
+	// ReleaseNamespace gives back the reservation of namespace ns and
+	// removes what is left of its directory (after NSDEL, nothing; for a
+	// namespace never served, the descriptor Allocate wrote). Afterwards
+	// Find(ns) gives ErrNotFound. The zdb volume stays, even empty (release
+	// it with ReleaseFilesystem). A crash midway leaves the namespace
+	// either reserved or gone for good at the next adoption. nil when
+	// there is no such namespace. Errors: ErrInvalidName.
+	ReleaseNamespace(ctx context.Context, ns string) error
+}
+
 // Storage is everything the storage module offers: the seed's
-// StorageModule, snapshots and the vdisk area. Both the real Module and
-// storagetest.Fake implement it.
+// StorageModule, volume resize, 0-db reservations, snapshots and the vdisk
+// area. Both the real Module and storagetest.Fake implement it.
 type Storage interface {
 	pkg.StorageModule
+	VolumeResizer
+	ZDBReservations
 	Snapshotter
 	VDiskArea
 }

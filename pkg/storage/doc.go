@@ -31,7 +31,18 @@
 // # Beyond the original
 //
 //   - bad names, sizes, types and modes are refused with typed errors
-//     before anything is created; CreateFilesystem is idempotent by name;
+//     before anything is created; CreateFilesystem is idempotent by name,
+//     and an existing name with another size or type gives ErrExists;
+//   - ResizeFilesystem changes a volume's size in place (one qgroup limit
+//     ioctl, committed before it returns, so the size read back on
+//     adoption is the old or the new one): growing needs the room on the
+//     volume's pool (pkg.ErrNotEnoughSpace), shrinking below the bytes the
+//     volume holds gives ErrInUse;
+//   - ResizeNamespace changes a 0-db namespace's reservation (its
+//     descriptor's maxsize, replaced atomically), ReleaseNamespace gives it
+//     back after 0-db deleted the namespace (the descriptor is renamed to
+//     a marker first, so an interrupted release is finished by the next
+//     adoption);
 //   - ReleaseFilesystem removes the subvolume and its qgroup (a qgroup the
 //     kernel still holds is removed by the next maintenance pass);
 //   - a 0-db allocation's mode is recorded and never changes;

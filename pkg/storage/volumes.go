@@ -147,7 +147,9 @@ func (m *Module) checkOpen() error {
 // CreateFilesystem implements pkg.VolumeAllocater: a subvolume with a quota
 // limit of size bytes on the pool of type t with the most room. It is
 // idempotent: the same name, size and type return the existing volume; the
-// same name with another size or type gives ErrExists. Bad input gives
+// same name with another size or type gives ErrExists and changes nothing
+// (a caller updating a volume's size then calls ResizeFilesystem; a type
+// change needs a new volume). Bad input gives
 // ErrInvalidName, ErrInvalidSize or pkg.ErrInvalidDeviceType and creates
 // nothing; no room gives pkg.ErrNotEnoughSpace.
 func (m *Module) CreateFilesystem(name string, size uint64, t pkg.DeviceType) (pkg.Filesystem, error) {
@@ -181,6 +183,68 @@ func (m *Module) CreateFilesystem(name string, size uint64, t pkg.DeviceType) (p
 	}
 	m.log.Debug("volume created", "volume", name, "pool", p.label, "size_bytes", size)
 	return m.filesystemLocked(p, name, v, false), nil
+}
+
+// ResizeFilesystem implements VolumeResizer. The new limit is set on the
+// volume's qgroup in one ioctl (simple quotas and classic qgroups alike)
+// and committed before it returns; the pool's reservation is the sum of
+// the limits, read back from the qgroups on adoption, so it follows. A
+// shrink is checked against the volume's referenced bytes once the pool
+// has committed its pending writes; writes racing with the call may still
+// take the volume past the new limit, which then only refuses more.
+func (m *Module) ResizeFilesystem(ctx context.Context, name string, size uint64) (pkg.Filesystem, error) {
+	if err := ValidateVolumeName(name); err != nil {
+		return pkg.Filesystem{}, fmt.Errorf("volume %q: %w", name, err)
+	}
+	if err := ValidateSize(size); err != nil {
+		return pkg.Filesystem{}, fmt.Errorf("volume %q: %w", name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkOpen(); err != nil {
+		return pkg.Filesystem{}, err
+	}
+	p, v := m.findLocked(name)
+	if p == nil {
+		return pkg.Filesystem{}, fmt.Errorf("volume %q: %w", name, ErrNotFound)
+	}
+	old := v.limit
+	switch {
+	case size == old:
+		return m.filesystemLocked(p, name, v, true), nil
+	case size > old:
+		if free := p.free(); size-old > free {
+			return pkg.Filesystem{}, fmt.Errorf("volume %q: growing from %d to %d bytes, %d free: %w",
+				name, old, size, free, pkg.ErrNotEnoughSpace{DeviceType: p.typ})
+		}
+	default:
+		if err := btrfs.Sync(p.mnt); err != nil {
+			return pkg.Filesystem{}, fmt.Errorf("volume %q: %w", name, err)
+		}
+		g, err := btrfs.QgroupOf(p.mnt, v.id)
+		if err != nil {
+			return pkg.Filesystem{}, fmt.Errorf("volume %q: %w", name, err)
+		}
+		if g.ReferencedBytes > size {
+			return pkg.Filesystem{}, fmt.Errorf("volume %q holds %d bytes, cannot shrink to %d: %w",
+				name, g.ReferencedBytes, size, ErrInUse)
+		}
+	}
+	if err := btrfs.QgroupLimit(p.mnt, v.id, size); err != nil {
+		return pkg.Filesystem{}, fmt.Errorf("volume %q: %w", name, err)
+	}
+	if err := btrfs.Sync(p.mnt); err != nil {
+		// not durable: put the old limit back (a crash now leaves either)
+		if rerr := btrfs.QgroupLimit(p.mnt, v.id, old); rerr != nil {
+			p.reserved = p.reserved - old + size
+			v.limit = size
+		}
+		return pkg.Filesystem{}, fmt.Errorf("volume %q: %w", name, err)
+	}
+	p.reserved = p.reserved - old + size
+	v.limit = size
+	m.log.InfoContext(ctx, "volume resized", "volume", name, "pool", p.label, "old_size_bytes", old, "size_bytes", size)
+	return m.filesystemLocked(p, name, v, true), nil
 }
 
 // ReleaseFilesystem implements pkg.VolumeAllocater: it removes the volume,

@@ -34,7 +34,8 @@ func (z *zdbVolume) reserved() uint64 {
 
 // loadZDBVolume reads a zdb volume's mode (our mode file, else the mode
 // byte of the default namespace's index as the original did) and its
-// namespace descriptors. The default namespace is not a reservation.
+// namespace descriptors. The default namespace is not a reservation. The
+// leftovers of interrupted namespace releases are removed.
 func loadZDBVolume(dir string) (*zdbVolume, error) {
 	z := &zdbVolume{ns: map[string]uint64{}}
 	if b, err := os.ReadFile(filepath.Join(dir, zdbModeFile)); err == nil {
@@ -61,6 +62,11 @@ func loadZDBVolume(dir string) (*zdbVolume, error) {
 		}
 		b, err := readSmall(filepath.Join(dir, e.Name(), NamespaceFile))
 		if err != nil {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), NamespaceReleasedFile)); err == nil {
+				// an interrupted ReleaseNamespace: finish it (a failure
+				// is retried at the next adoption)
+				_ = removeNamespaceDir(dir, e.Name())
+			}
 			continue // not a namespace
 		}
 		d, err := DecodeNamespace(b)
@@ -103,12 +109,12 @@ func (m *Module) findNSLocked(ns string) (*pool, string, *volume) {
 }
 
 // Allocate implements pkg.ZDBAllocater. An allocated namespace is returned
-// as is (whatever the type and size asked), but never in another mode:
-// that gives ErrModeMismatch. Otherwise the namespace goes to a zdb volume
-// of that mode on a pool of that type with room (the one with the most),
-// else to a new zdb volume on the pool of that type with the most room;
-// its descriptor (0-db's zdb-namespace, maxsize = size) reserves the space
-// on the pool itself.
+// as is (whatever the type and size asked: ResizeNamespace changes its
+// size), but never in another mode: that gives ErrModeMismatch. Otherwise
+// the namespace goes to a zdb volume of that mode on a pool of that type
+// with room (the one with the most), else to a new zdb volume on the pool
+// of that type with the most room; its descriptor (0-db's zdb-namespace,
+// maxsize = size) reserves the space on the pool itself.
 func (m *Module) Allocate(ns string, t pkg.DeviceType, size uint64, mode pkg.ZDBMode) (pkg.Allocation, error) {
 	if err := ValidateName(ns); err != nil {
 		return pkg.Allocation{}, fmt.Errorf("namespace %q: %w", ns, err)
