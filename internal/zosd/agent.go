@@ -357,6 +357,7 @@ func (a *Agent) provisioners() map[gridtypes.WorkloadType]provision.Provisioner 
 	if a.network != nil && a.flist != nil && a.storage != nil && a.container != nil {
 		p[gridtypes.TypeContainer] = primitives.Container{
 			Networker: a.network, Flister: a.flist, Storage: a.storage, Runtime: a.container, DefaultHub: a.cfg.Hub,
+			StateDir: a.path("provision", "containers"),
 		}
 	}
 	if a.network != nil {

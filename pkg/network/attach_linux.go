@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -41,15 +42,48 @@ func (m *Module) join(ctx context.Context, id pkg.NetID, containerID string, cfg
 		return pkg.Member{}, fmt.Errorf("container %s: %w", containerID, ErrIPv4Only)
 	}
 	ns := m.names.containerNS(containerID)
-	if netns.Exists(ns) {
-		return pkg.Member{}, fmt.Errorf("container %s: namespace %s: %w", containerID, ns, ErrExists)
+	// Join is an ensure: a member that is already there (the agent
+	// re-ensuring its workloads after a restart) keeps its namespace and
+	// veth, so the container's traffic is not interrupted; a namespace a
+	// crash left without its interface is made again.
+	exists := netns.Exists(ns)
+	if exists && netns.Do(ns, func() error { _, err := netlink.LinkByName(containerIface); return err }) != nil {
+		if err := netns.Delete(ns); err != nil {
+			return pkg.Member{}, fmt.Errorf("container %s: stale namespace %s: %w", containerID, ns, err)
+		}
+		exists = false
+	}
+	if exists {
+		// Only the same configuration re-ensures; another one needs Leave.
+		var have []netip.Addr
+		_ = netns.Do(ns, func() error {
+			eth, err := netlink.LinkByName(containerIface)
+			if err != nil {
+				return err
+			}
+			list, err := netlink.AddrList(eth, netlink.FAMILY_V4)
+			for _, a := range list {
+				if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+					have = append(have, ip)
+				}
+			}
+			return err
+		})
+		for _, ip := range ips {
+			want, _ := netip.AddrFromSlice(ip.To4())
+			if !slices.Contains(have, want) {
+				return pkg.Member{}, fmt.Errorf("container %s: joined with %v, not %s: %w", containerID, have, want, ErrExists)
+			}
+		}
 	}
 	var undo revert.Stack
 	defer undo.Unwind()
-	if _, err := netns.Create(ns); err != nil {
-		return pkg.Member{}, err
+	if !exists {
+		if _, err := netns.Create(ns); err != nil {
+			return pkg.Member{}, err
+		}
+		undo.Push(func() { _ = netns.Delete(ns) })
 	}
-	undo.Push(func() { _ = netns.Delete(ns) })
 
 	info := infoOf(nr)
 	gw4, _ := netip.AddrFromSlice(info.gw4.To4())
@@ -69,6 +103,9 @@ func (m *Module) join(ctx context.Context, id pkg.NetID, containerID string, cfg
 
 	hostEnd := "veth" + randHex(5)
 	err = m.inHost(func() error {
+		if exists {
+			return nil
+		}
 		br, err := netlink.LinkByName(nrBridge(string(id)))
 		if err != nil {
 			return fmt.Errorf("bridge of %s: %w", id, err)

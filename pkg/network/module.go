@@ -131,7 +131,10 @@ func (m *Module) DeleteNR(nr pkg.NetResource) error {
 	return m.deleteNRLocked(ctx, nr.NetID)
 }
 
-// Join implements pkg.Networker.
+// Join implements pkg.Networker. It is an ensure: joining again with the
+// same configuration returns the existing member untouched (the agent
+// re-ensures its containers after a restart); another configuration for a
+// member that exists is ErrExists.
 func (m *Module) Join(id pkg.NetID, containerID string, cfg pkg.ContainerNetworkConfig) (pkg.Member, error) {
 	ctx, cancel, err := m.op()
 	if err != nil {

@@ -34,6 +34,7 @@ type Fake struct {
 	mu        sync.Mutex
 	nrs       map[pkg.NetID]pkg.NetResource // guarded by mu
 	members   map[string]pkg.NetID          // container id → network; guarded by mu
+	memberIPs map[string][]string           // container id → its IPs; guarded by mu
 	taps      map[pkg.NetID]bool            // guarded by mu
 	vmTaps    map[string]fakeVMTap          // tap name → owner; guarded by mu
 	pubTaps   map[string]bool               // reservation → attached to br-pub; guarded by mu
@@ -58,6 +59,7 @@ func NewFake() *Fake {
 	return &Fake{
 		nrs:       map[pkg.NetID]pkg.NetResource{},
 		members:   map[string]pkg.NetID{},
+		memberIPs: map[string][]string{},
 		taps:      map[pkg.NetID]bool{},
 		vmTaps:    map[string]fakeVMTap{},
 		pubTaps:   map[string]bool{},
@@ -178,6 +180,7 @@ func (f *Fake) DeleteNR(nr pkg.NetResource) error {
 	for c, n := range f.members {
 		if n == nr.NetID {
 			delete(f.members, c)
+			delete(f.memberIPs, c)
 		}
 	}
 	return nil
@@ -206,9 +209,10 @@ func (f *Fake) Join(id pkg.NetID, containerID string, cfg pkg.ContainerNetworkCo
 	if cfg.PublicIP6 && f.ipv4Only {
 		return pkg.Member{}, fmt.Errorf("container %s: %w", containerID, network.ErrIPv4Only)
 	}
-	if _, ok := f.members[containerID]; ok {
+	if have, ok := f.members[containerID]; ok && (have != id || !slices.Equal(f.memberIPs[containerID], cfg.IPs)) {
 		return pkg.Member{}, fmt.Errorf("container %s: %w", containerID, network.ErrExists)
 	}
+	f.memberIPs[containerID] = slices.Clone(cfg.IPs)
 	f.members[containerID] = id
 	m := pkg.Member{Namespace: containerID, IPv4: ips[len(ips)-1]}
 	if !f.ipv4Only && !cfg.PublicIP6 {
@@ -225,6 +229,7 @@ func (f *Fake) Leave(id pkg.NetID, containerID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.members, containerID)
+	delete(f.memberIPs, containerID)
 	return nil
 }
 

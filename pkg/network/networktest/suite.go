@@ -231,8 +231,12 @@ func testJoinLeave(t *testing.T, e Env) {
 	if !m.IPv4.Equal(net.ParseIP("10.8.2.5")) || m.Namespace == "" {
 		t.Errorf("member = %+v", m)
 	}
-	if _, err := n.Join(nr.NetID, id, pkg.ContainerNetworkConfig{IPs: []string{"10.8.2.6"}}); err == nil {
-		t.Errorf("second Join of the same container succeeded")
+	again, err := n.Join(nr.NetID, id, pkg.ContainerNetworkConfig{IPs: []string{"10.8.2.5"}})
+	if err != nil || again.Namespace != m.Namespace || !again.IPv4.Equal(m.IPv4) {
+		t.Errorf("Join again with the same configuration (an ensure): %+v, %v; want %+v", again, err, m)
+	}
+	if _, err := n.Join(nr.NetID, id, pkg.ContainerNetworkConfig{IPs: []string{"10.8.2.6"}}); !errors.Is(err, network.ErrExists) {
+		t.Errorf("second Join of the same container with another IP: %v; want ErrExists", err)
 	}
 	if err := n.Leave(nr.NetID, id); err != nil {
 		t.Errorf("Leave: %v", err)

@@ -2,13 +2,18 @@ package primitives
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/zos-go/zos/internal/atomicfile"
 	"github.com/zos-go/zos/internal/revert"
 	"github.com/zos-go/zos/pkg"
 	"github.com/zos-go/zos/pkg/container/logger"
@@ -27,6 +32,12 @@ type Container struct {
 	Runtime   pkg.ContainerModule
 	// DefaultHub is the flist storage used when a container names none.
 	DefaultHub string
+	// StateDir, when set, keeps a digest of the configuration each
+	// container runs with, so that an update (a reservation replacing an
+	// earlier one) recreates the container with the new configuration while
+	// a mere re-ensure (agent restart) leaves a running container alone.
+	// Without it, an update of a running container changes nothing.
+	StateDir string
 }
 
 var _ provision.Provisioner = Container{}
@@ -131,7 +142,25 @@ func (c Container) Provision(_ context.Context, d *provision.Deployment) (any, e
 	undo.Push(func() { _ = c.Flister.NamedUmount(d.Name) })
 
 	ns := ContainerNS(d.Reservation.UserID)
-	if _, err := c.Runtime.Inspect(ns, pkg.ContainerID(d.Name)); err != nil {
+	digest := specDigest(w, hub)
+	_, ierr := c.Runtime.Inspect(ns, pkg.ContainerID(d.Name))
+	if ierr == nil && c.StateDir != "" {
+		if prev, err := os.ReadFile(c.digestPath(d.Name)); err == nil && string(prev) != digest {
+			// An update: recreate with the new configuration, on a fresh
+			// mount of the (possibly new) flist.
+			if err := c.Runtime.Delete(ns, pkg.ContainerID(d.Name)); err != nil && !notFound(err) {
+				return nil, fmt.Errorf("container %s: replace: %w", d.Name, err)
+			}
+			if err := c.Flister.NamedUmount(d.Name); err != nil && !notFound(err) {
+				return nil, fmt.Errorf("container %s: replace: %w", d.Name, err)
+			}
+			if root, err = c.Flister.NamedMount(d.Name, w.Flist, hub, opts); err != nil {
+				return nil, fmt.Errorf("flist %s: %w", w.Flist, err)
+			}
+			ierr = os.ErrNotExist
+		}
+	}
+	if ierr != nil {
 		spec := pkg.Container{
 			Name:        d.Name,
 			RootFS:      root,
@@ -150,6 +179,14 @@ func (c Container) Provision(_ context.Context, d *provision.Deployment) (any, e
 		}
 		undo.Push(func() { _ = c.Runtime.Delete(ns, pkg.ContainerID(d.Name)) })
 	}
+	if c.StateDir != "" {
+		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(c.digestPath(d.Name), []byte(digest), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	undo.Done()
 	res := gridtypes.ContainerResult{ID: d.Name}
 	if member.IPv4 != nil {
@@ -162,6 +199,20 @@ func (c Container) Provision(_ context.Context, d *provision.Deployment) (any, e
 		res.Yggdrasil = member.YggdrasilIP.String()
 	}
 	return res, nil
+}
+
+func (c Container) digestPath(name string) string {
+	return filepath.Join(c.StateDir, name+".spec")
+}
+
+// specDigest identifies what a container runs with.
+func specDigest(w *gridtypes.Container, hub string) string {
+	b, _ := json.Marshal(struct {
+		W   *gridtypes.Container
+		Hub string
+	}{w, hub})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Decommission implements provision.Provisioner.
@@ -177,6 +228,11 @@ func (c Container) Decommission(_ context.Context, d *provision.Deployment) erro
 	var errs []error
 	if err := c.Runtime.Delete(ContainerNS(d.Reservation.UserID), pkg.ContainerID(d.Name)); err != nil && !notFound(err) {
 		errs = append(errs, fmt.Errorf("container %s: %w", d.Name, err))
+	}
+	if c.StateDir != "" {
+		if err := os.Remove(c.digestPath(d.Name)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.Flister.NamedUmount(d.Name); err != nil && !notFound(err) {
 		errs = append(errs, fmt.Errorf("flist of %s: %w", d.Name, err))

@@ -9,24 +9,47 @@ import (
 	"github.com/zos-go/zos/pkg"
 	"github.com/zos-go/zos/pkg/gridtypes"
 	"github.com/zos-go/zos/pkg/provision"
+	"github.com/zos-go/zos/pkg/storage"
 )
 
 // Volume provisions volumes: a btrfs subvolume with a quota, named by the
-// workload's working name.
+// workload's working name. An update changes the size of the volume in
+// place (data kept): growing needs free space on its pool, shrinking below
+// what it holds is refused; its disk type cannot change.
 type Volume struct {
-	Storage pkg.VolumeAllocater
+	Storage VolumeStorage
+}
+
+// VolumeStorage is what volumes need of the storage module.
+type VolumeStorage interface {
+	pkg.VolumeAllocater
+	storage.VolumeResizer
 }
 
 var _ provision.Provisioner = Volume{}
 
 // Provision implements provision.Provisioner. Growing a volume through an
 // update re-applies the quota with the new size.
-func (v Volume) Provision(_ context.Context, d *provision.Deployment) (any, error) {
+func (v Volume) Provision(ctx context.Context, d *provision.Deployment) (any, error) {
 	w, ok := d.Workload.(*gridtypes.Volume)
 	if !ok {
 		return nil, fmt.Errorf("volume %s: workload is a %T", d.Name, d.Workload)
 	}
-	_, err := v.Storage.CreateFilesystem(d.Name, w.Size*gridtypes.GiB, deviceType(w.Type))
+	size := w.Size * gridtypes.GiB
+	_, err := v.Storage.CreateFilesystem(d.Name, size, deviceType(w.Type))
+	if errors.Is(err, storage.ErrExists) {
+		fs, perr := v.Storage.Path(d.Name)
+		if perr != nil {
+			return nil, fmt.Errorf("volume %s: %w: %w", d.Name, provision.ErrTemporary, perr)
+		}
+		if fs.DiskType != deviceType(w.Type) {
+			return nil, fmt.Errorf("type: volume %s is on %s, it cannot move to %s", d.Name, fs.DiskType, deviceType(w.Type))
+		}
+		_, err = v.Storage.ResizeFilesystem(ctx, d.Name, size)
+		if errors.Is(err, storage.ErrInUse) {
+			return nil, fmt.Errorf("size: volume %s holds more than %d GiB: %w", d.Name, w.Size, err)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", d.Name, err)
 	}
