@@ -524,6 +524,9 @@ func TestUpdateKeepsTheWorkingName(t *testing.T) {
 		if h.prov.calls[old.GWID()] != 2 || h.prov.decom[old.GWID()] != 0 {
 			t.Fatalf("update calls %d decommissions %d", h.prov.calls[old.GWID()], h.prov.decom[old.GWID()])
 		}
+		if res := h.reporter.last(old.ID); res == nil || res.State != gridtypes.StateDeleted || !strings.Contains(res.Message, "replaced by") {
+			t.Fatalf("replaced reservation's result %+v, want deleted (replaced)", res)
+		}
 	})
 }
 

@@ -239,6 +239,9 @@ func (e *Engine) deployedLocked(ctx context.Context, rec *Record, data any) erro
 	e.log.InfoContext(ctx, "reservation deployed", "id", rec.ID(), "type", string(rec.Reservation.Type), "name", rec.Name)
 	if first {
 		e.observe(rec)
+		if rec.Replaces != 0 {
+			e.retireReplaced(ctx, rec)
+		}
 	}
 	e.startReport(rec.ID())
 	return nil
@@ -395,4 +398,28 @@ func (e *Engine) counters() (pkg.ProvisionCounters, error) {
 		}
 	}
 	return c, nil
+}
+
+// retireReplaced reports the reservation an update replaced as deleted
+// (its objects live on under the update), once the update is deployed, so
+// the grid frees what it held. Called with rec's lock held.
+func (e *Engine) retireReplaced(ctx context.Context, rec *Record) {
+	unlock := e.locks.Lock(rec.Replaces)
+	defer unlock()
+	old, err := e.store.Get(rec.Replaces)
+	if err != nil || old.ReplacedBy != rec.ID() {
+		return
+	}
+	if old.Result != nil && old.Result.State == gridtypes.StateDeleted {
+		return
+	}
+	if err := e.setResult(old, gridtypes.StateDeleted, fmt.Sprintf("replaced by reservation %d", rec.ID()), nil); err != nil {
+		e.log.WarnContext(ctx, "result of replaced reservation", "id", old.ID(), "err", err)
+		return
+	}
+	if err := e.put(old); err != nil {
+		e.log.WarnContext(ctx, "result of replaced reservation", "id", old.ID(), "err", err)
+		return
+	}
+	e.startReport(old.ID())
 }

@@ -32,9 +32,12 @@ import (
 )
 
 // ZDBStorage is what the zdb provisioner needs of the storage module;
-// pkg.StorageModule implements it.
+// *storage.Module implements it.
 type ZDBStorage interface {
 	pkg.ZDBAllocater
+	// ZDBReservations resizes a namespace's reservation on an update and
+	// gives it back when the namespace goes.
+	storage.ZDBReservations
 	ReleaseFilesystem(name string) error
 }
 
@@ -288,6 +291,12 @@ func (z *ZDB) Provision(ctx context.Context, d *provision.Deployment) (any, erro
 	if err != nil {
 		return nil, allocErr(d.Name, err)
 	}
+	// Allocate keeps the size of an existing namespace: an update changes
+	// its reservation (and the descriptor on disk) before the server is
+	// told. pkg.ErrNotEnoughSpace and storage.ErrInUse are permanent.
+	if err := z.storage.ResizeNamespace(ctx, d.Name, size); err != nil {
+		return nil, allocErr(d.Name, err)
+	}
 	unlock := z.volLock(alloc.VolumeID)
 	defer unlock()
 	srv, err := z.ensureServerLocked(ctx, alloc, w.Mode)
@@ -307,10 +316,12 @@ func (z *ZDB) Provision(ctx context.Context, d *provision.Deployment) (any, erro
 		}
 		z.log.InfoContext(ctx, "zdb namespace created", "namespace", d.Name, "volume", alloc.VolumeID)
 	}
+	// maxsize first: the server rewrites its descriptor on every NSSET, so
+	// its copy matches the reservation as soon as possible
 	for _, set := range []func() error{
+		func() error { return c.NamespaceSetSize(d.Name, size) },
 		func() error { return c.NamespaceSetPassword(d.Name, w.Password) },
 		func() error { return c.NamespaceSetPublic(d.Name, w.Public) },
-		func() error { return c.NamespaceSetSize(d.Name, size) },
 	} {
 		if err := set(); err != nil {
 			return nil, fmt.Errorf("zdb %s: %w: %w", d.Name, provision.ErrTemporary, err)
@@ -324,8 +335,12 @@ func (z *ZDB) Provision(ctx context.Context, d *provision.Deployment) (any, erro
 }
 
 // Decommission implements provision.Provisioner: the namespace is deleted
-// with its data; a server left with only the default namespace is stopped
-// and its volume released.
+// with its data and its reservation given back; a server left with only
+// the default namespace is stopped and its volume released.
+//
+// The reservation of the namespace goes last (with the volume when it is
+// the last namespace there), so a Decommission retried after a failure
+// finds the namespace again and never leaks the volume or its server.
 func (z *ZDB) Decommission(ctx context.Context, d *provision.Deployment) error {
 	z.releaseMu.Lock()
 	defer z.releaseMu.Unlock()
@@ -345,14 +360,10 @@ func (z *ZDB) Decommission(ctx context.Context, d *provision.Deployment) error {
 	if err != nil {
 		return fmt.Errorf("zdb %s: volume %s: %w", d.Name, alloc.VolumeID, err)
 	}
-	last, ns := false, ""
-	if !ok {
-		// never served: only the descriptor the storage module wrote
-		if err := os.RemoveAll(filepath.Join(alloc.VolumePath, d.Name)); err != nil {
-			return fmt.Errorf("zdb %s: %w", d.Name, err)
-		}
-		last = len(namespaceDirs(alloc.VolumePath)) == 0
-	} else {
+	// no namespace but this one on disk (a namespace allocated but not
+	// created on the server yet only shows there)
+	last, ns := onlyNamespace(alloc.VolumePath, d.Name), ""
+	if ok {
 		srv, err := z.ensureServerLocked(ctx, alloc, st.Mode)
 		if err != nil {
 			return fmt.Errorf("zdb %s: %w", d.Name, err)
@@ -367,13 +378,16 @@ func (z *ZDB) Decommission(ctx context.Context, d *provision.Deployment) error {
 		if err != nil {
 			return fmt.Errorf("zdb %s: %w: %w", d.Name, provision.ErrTemporary, err)
 		}
-		// a namespace allocated but not created yet only shows on disk
-		last = slices.Equal(list, []string{"default"}) && len(namespaceDirs(alloc.VolumePath)) == 0
+		last = slices.Equal(list, []string{"default"}) && onlyNamespace(alloc.VolumePath, d.Name)
 	}
-	if !last {
-		return nil
+	if last {
+		// ReleaseFilesystem drops every reservation of the volume
+		return z.releaseLocked(ctx, alloc, st.Port, ns)
 	}
-	return z.releaseLocked(ctx, alloc, st.Port, ns)
+	if err := z.storage.ReleaseNamespace(ctx, d.Name); err != nil {
+		return allocErr(d.Name, err)
+	}
+	return nil
 }
 
 // releaseLocked stops the server of a volume that holds no namespace any
@@ -420,6 +434,17 @@ func namespaceDirs(volumePath string) []string {
 		}
 	}
 	return out
+}
+
+// onlyNamespace reports whether the volume holds no namespace directory
+// but ns's (default aside).
+func onlyNamespace(volumePath, ns string) bool {
+	for _, n := range namespaceDirs(volumePath) {
+		if n != ns {
+			return false
+		}
+	}
+	return true
 }
 
 // zdbServer is a running server and a client of its admin socket.
