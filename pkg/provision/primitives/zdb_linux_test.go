@@ -192,6 +192,27 @@ func TestZDBReal(t *testing.T) {
 	if rb := res.(gridtypes.ZDBResult); rb.Port != ra.Port {
 		t.Fatalf("second namespace on port %d, first on %d", rb.Port, ra.Port)
 	}
+	cb, err := selectNS(t, ra.Port, "13-1", "")
+	if err != nil {
+		t.Fatalf("second namespace: %v", err)
+	}
+	if err := cb.Do(ctx, "SET", "b0", "before").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// an update grows it: the server's limit, its descriptor and the pool
+	b.Workload = &gridtypes.ZDB{Size: 5, Mode: gridtypes.ZDBModeUser, DiskType: gridtypes.DiskSSD, Public: true}
+	if _, err := p.Provision(ctx, b); err != nil {
+		t.Fatalf("grow: %v", err)
+	}
+	if got := nsLimit(t, ra.Port, "13-1"); got != 5*gridtypes.GiB {
+		t.Fatalf("server's limit %d after growing", got)
+	}
+	if got := descriptorSize(t, alloc, "13-1"); got != 5*gridtypes.GiB {
+		t.Fatalf("descriptor maxsize %d after growing", got)
+	}
+	if got := poolUsed(t, st, "fake-ssd"); got != 7*gridtypes.GiB+1<<20 {
+		t.Fatalf("pool used %d after growing", got)
+	}
 	s := deployment(t, 14, zdbWorkload(gridtypes.ZDBModeSeq, "seq", false))
 	res, err = p.Provision(ctx, s)
 	if err != nil {
@@ -213,6 +234,15 @@ func TestZDBReal(t *testing.T) {
 		t.Fatalf("seq get: %q %v", v, err)
 	}
 
+	if got := poolUsed(t, st, "fake-ssd"); got != 9*gridtypes.GiB+1<<20 {
+		t.Fatalf("pool used %d", got)
+	}
+	// 12 GiB more do not fit on the 20 GiB pool
+	big := deployment(t, 15, &gridtypes.ZDB{Size: 12, Mode: gridtypes.ZDBModeSeq, DiskType: gridtypes.DiskSSD})
+	if _, err := p.Provision(ctx, big); err == nil {
+		t.Fatal("12 GiB fitted next to 9 GiB on 20")
+	}
+
 	// decommission: the first namespace goes, the second stays
 	if err := p.Decommission(ctx, &provision.Deployment{Name: a.Name, Reservation: a.Reservation}); err != nil {
 		t.Fatal(err)
@@ -220,15 +250,35 @@ func TestZDBReal(t *testing.T) {
 	if _, err := selectNS(t, ra.Port, "12-1", "s3cret"); err == nil {
 		t.Fatal("deleted namespace still selectable")
 	}
-	cb, err := selectNS(t, ra.Port, "13-1", "")
+	if _, err := st.Find("12-1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("deleted namespace still reserved: %v", err)
+	}
+	cb, err = selectNS(t, ra.Port, "13-1", "")
 	if err != nil {
 		t.Fatalf("other namespace: %v", err)
+	}
+	if v, err := cb.Do(ctx, "GET", "b0").Text(); err != nil || v != "before" {
+		t.Fatalf("other namespace's data: %q %v", v, err)
 	}
 	if err := cb.Do(ctx, "SET", "b", "1").Err(); err != nil {
 		t.Fatalf("write to the other namespace: %v", err)
 	}
+	if got := nsLimit(t, ra.Port, "13-1"); got != 5*gridtypes.GiB {
+		t.Fatalf("other namespace's limit %d", got)
+	}
+	// its bytes are back: now the 12 GiB fit
+	if got := poolUsed(t, st, "fake-ssd"); got != 7*gridtypes.GiB+1<<20 {
+		t.Fatalf("pool used %d after deleting 2 GiB", got)
+	}
+	res, err = p.Provision(ctx, big)
+	if err != nil {
+		t.Fatalf("12 GiB after the delete: %v", err)
+	}
+	if rbig := res.(gridtypes.ZDBResult); rbig.Port != rs.Port {
+		t.Fatalf("seq namespace on port %d, the seq server is on %d", rbig.Port, rs.Port)
+	}
 	pid, _ := cl.Status(svc)
-	for _, d := range []*provision.Deployment{b, s} {
+	for _, d := range []*provision.Deployment{b, s, big} {
 		if err := p.Decommission(ctx, &provision.Deployment{Name: d.Name, Reservation: d.Reservation}); err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +295,7 @@ func TestZDBReal(t *testing.T) {
 			t.Errorf("service %s left", name)
 		}
 	}
-	for _, ns := range []string{"12-1", "13-1", "14-1"} {
+	for _, ns := range []string{"12-1", "13-1", "14-1", "15-1"} {
 		if _, err := st.Find(ns); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("%s: volume not released: %v", ns, err)
 		}
@@ -256,6 +306,27 @@ func TestZDBReal(t *testing.T) {
 	if _, err := cl.Status(svc); !errors.Is(err, zinit.ErrUnknownService) {
 		t.Fatalf("service status: %v", err)
 	}
+}
+
+// nsLimit is the data limit of namespace ns as its server reports it to
+// a network client (NSINFO).
+func nsLimit(t *testing.T, port uint16, ns string) uint64 {
+	t.Helper()
+	info, err := redisConn(t, port).Do(t.Context(), "NSINFO", ns).Text()
+	if err != nil {
+		t.Fatalf("NSINFO %s: %v", ns, err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "data_limits_bytes: "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatalf("NSINFO %s: %q", ns, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("NSINFO %s: no limit in %q", ns, info)
+	return 0
 }
 
 // zdbNSNet is a Networker whose ZDBPrepare hands out a namespace the test
