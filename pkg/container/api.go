@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"github.com/zos-go/zos/pkg"
@@ -47,7 +48,7 @@ var (
 	// container of that name; it wraps os.ErrExist.
 	ErrExists = fmt.Errorf("already exists: %w", os.ErrExist)
 	// ErrUnavailable is returned when containerd cannot be reached.
-	ErrUnavailable = errors.New("containerd unavailable")
+	ErrUnavailable = fmt.Errorf("containerd unavailable: %w", errdefs.ErrUnavailable)
 )
 
 // MaxNameLen is the longest namespace or container name (containerd's own

@@ -85,7 +85,7 @@ func TestCPUPercentSincePreviousSampleAndSkipsErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &fakeSource{cpus: []*cpu.TimesStat{
 			{CPU: "cpu-total", User: 10, Idle: 90},
-			nil, // read error: the tick is skipped
+			nil,                                     // read error: the tick is skipped
 			{CPU: "cpu-total", User: 40, Idle: 100}, // +30 busy, +10 idle → 75 %
 		}}
 		ctx, cancel := context.WithCancel(t.Context())

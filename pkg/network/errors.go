@@ -3,6 +3,8 @@ package network
 import (
 	"errors"
 	"fmt"
+
+	"github.com/containerd/errdefs"
 )
 
 // Errors of the network module. Validation errors of a network resource are
@@ -44,7 +46,7 @@ var (
 	// ErrExists: the tap or namespace to create exists already.
 	ErrExists = errors.New("already exists")
 	// ErrNotReady: the module has not finished starting (or has stopped).
-	ErrNotReady = errors.New("network module not ready")
+	ErrNotReady = fmt.Errorf("network module not ready: %w", errdefs.ErrUnavailable)
 	// ErrIPv4Only: public IPv6 asked for on a node without public IPv6.
 	ErrIPv4Only = errors.New("node has no public ipv6")
 	// ErrNoPublicIPv6: the node has no public IPv6 subnet.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/zos-go/zos/pkg"
 	"github.com/zos-go/zos/pkg/gridtypes"
 )
@@ -120,8 +122,12 @@ func (e *Engine) retry(ctx context.Context, id uint64, what string, step func(co
 	}
 }
 
+// retryable reports errors worth another attempt: a missing dependency, a
+// temporary failure, a timeout, or a module that is unavailable for now
+// (starting, its daemon restarting: the errdefs class modules wrap).
 func retryable(err error) bool {
-	return errors.Is(err, ErrDependency) || errors.Is(err, ErrTemporary) || errors.Is(err, context.DeadlineExceeded)
+	return errors.Is(err, ErrDependency) || errors.Is(err, ErrTemporary) ||
+		errors.Is(err, context.DeadlineExceeded) || errdefs.IsUnavailable(err)
 }
 
 func (e *Engine) acquire(ctx context.Context) bool {

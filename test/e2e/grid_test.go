@@ -78,7 +78,7 @@ func startGrid(t *testing.T, nodes int) *grid {
 	cfg.Bin = binaries(t)
 	cfg.Prefix = "ze"
 	cfg.APIAddr = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cfg.SSDBytes, cfg.HDDBytes = 8<<30, 8<<30
+	cfg.SSDBytes, cfg.HDDBytes = 24<<30, 8<<30
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
