@@ -86,7 +86,7 @@ func (p *Kubernetes) Provision(ctx context.Context, d *provision.Deployment) (an
 	}
 
 	want := vmState{Kind: gridtypes.TypeKubernetes, Mount: k8sMountName(d.Name), Disks: []string{k8sDiskID(d.Name)},
-		NetID: priv.netID}
+		NetID: priv.netID, VMTap: true}
 	if pub != nil {
 		want.PubTap = pub.name
 	}
@@ -131,7 +131,7 @@ func (p *Kubernetes) Provision(ctx context.Context, d *provision.Deployment) (an
 
 	cpu, mem := uint8(size.CPU), int64(size.MemoryGiB*1024)
 	netInfo := pkg.VMNetworkInfo{NewStyle: d.Reservation.Version >= 2, Nameservers: b.nameservers()}
-	if err := b.attach(&undo, &netInfo, &priv, pub); err != nil {
+	if err := b.attach(&undo, d.Name, &netInfo, &priv, pub); err != nil {
 		return nil, err
 	}
 	run := vm.K3OSRunVM(d.Name, cpu, mem, img, disk, netInfo)
@@ -213,7 +213,7 @@ func (b *vmBase) install(ctx context.Context, undo *revert.Stack, name string, c
 }
 
 // Decommission implements provision.Provisioner: the VM and its installer,
-// its taps (only those it claimed), its vdisk, the k3os mount and its
+// its taps, its vdisk, the k3os mount and its
 // state go.
 func (p *Kubernetes) Decommission(ctx context.Context, d *provision.Deployment) error {
 	if vm.ValidateName(k8sInstaller(d.Name)) != nil {
@@ -223,9 +223,15 @@ func (p *Kubernetes) Decommission(ctx context.Context, d *provision.Deployment) 
 	if err != nil {
 		return err
 	}
+	// What carries the workload's name is its own, state or not.
 	st.Mount = k8sMountName(d.Name)
 	if id := k8sDiskID(d.Name); !slices.Contains(st.Disks, id) {
 		st.Disks = append(st.Disks, id)
+	}
+	if w, err := d.Reservation.Workload(); err == nil {
+		if kw, ok := w.(*gridtypes.Kubernetes); ok && st.NetID == "" && kw.NetworkID != "" {
+			st.NetID, st.VMTap = pkg.NetID(gridtypes.NetworkID(d.Reservation.UserID, kw.NetworkID)), true
+		}
 	}
 	return p.b.teardown(ctx, d.Name, st, d.Name, k8sInstaller(d.Name))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zos-go/zos/pkg"
 	"github.com/zos-go/zos/pkg/gridtypes"
+	"github.com/zos-go/zos/pkg/network"
 	"github.com/zos-go/zos/pkg/provision"
 	"github.com/zos-go/zos/pkg/vm"
 	"github.com/zos-go/zos/pkg/vm/vmtest"
@@ -118,6 +119,7 @@ func TestKubernetesProvision(t *testing.T) {
 		t.Errorf("disk %+v %v; want 25 GiB", info, err)
 	}
 	if n := spec.Network; !n.NewStyle || len(n.Ifaces) != 2 || n.Ifaces[0].IP4AddressCIDR.String() != "10.1.3.7/24" ||
+		n.Ifaces[0].Tap != network.VMTapName(pkg.NetID(gridtypes.NetworkID(testUser, "net1")), "30-1") ||
 		n.Ifaces[1].Tap != "p-9-1" || !n.Ifaces[1].Public {
 		t.Errorf("network %+v", n)
 	}
@@ -136,7 +138,9 @@ func TestKubernetesProvision(t *testing.T) {
 
 	// power cut: nothing runs, taps and mounts are gone; no reinstall
 	e.newVMs(filepath.Dir(mustPath(t, e, "30-1-vda")))
-	_ = e.net.RemoveTap(pkg.NetID(gridtypes.NetworkID(testUser, "net1")))
+	if err := e.net.RemoveVMTap(pkg.NetID(gridtypes.NetworkID(testUser, "net1")), "30-1"); err != nil {
+		t.Fatal(err)
+	}
 	_ = e.net.RemovePubTap("9-1")
 	_ = e.fl.NamedUmount("30-1-k3os")
 	e.build(t)

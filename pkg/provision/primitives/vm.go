@@ -33,8 +33,10 @@ import (
 // an SSD the node would count as HDD.
 //
 // Networking: the user network (network_id, ipaddress inside this node's
-// subnet of it) through the network's tap t-<netid>, with its gateway, the
-// IPv6 derived from the IPv4, and the whole network range as route; and,
+// subnet of it) through a tap of the VM's own on the network's bridge
+// (network.VMTapName of the network and the working name), with its
+// gateway, the IPv6 derived from the IPv4, and the whole network range as
+// route; and,
 // with public_ip, the public_ip workload's address on the tap p-<its working
 // name>, with the MAC the anti-spoofing filter allows (PublicIPMAC), the
 // farm's gateway (PublicGateways, else the node's own public gateway) and
@@ -42,10 +44,11 @@ import (
 // the new-style kernel arguments (net_eth<i>=…, net_dns=…), and its SSH keys
 // as ssh_authorized_keys="<key>" arguments, as k3os reads them.
 //
-// One VM per network per node: the network module makes a single tap per
-// network, so a second VM on a network that already has one on this node is
-// refused (ErrNetworkHasVM), as the original did; it can use another
-// network. A public IP serves one VM (ErrPublicIPInUse).
+// Any number of VMs share a network on a node, each on its own tap (the
+// original, with one tap t-<netid> per network, ran one VM per network).
+// A VM deployed before taps per VM keeps running on the network's shared
+// tap t-<netid>, removed when it is decommissioned; after a reboot it
+// moves to a tap of its own. A public IP serves one VM (ErrPublicIPInUse).
 //
 // Idempotent: a VM that runs with the same spec is left alone; an update
 // that changes the spec replaces the VM (disks keep their data; a disk
@@ -141,7 +144,7 @@ func (p *VM) Provision(ctx context.Context, d *provision.Deployment) (any, error
 		want.Disks = append(want.Disks, vmDiskID(d.Name, i))
 	}
 	if priv != nil {
-		want.NetID = priv.netID
+		want.NetID, want.VMTap = priv.netID, true
 	}
 	if pub != nil {
 		want.PubTap = pub.name
@@ -214,7 +217,7 @@ func (p *VM) Provision(ctx context.Context, d *provision.Deployment) (any, error
 			v.KernelArgs += ` ssh_authorized_keys="` + k + `"`
 		}
 	}
-	if err := b.attach(&undo, &v.Network, priv, pub); err != nil {
+	if err := b.attach(&undo, d.Name, &v.Network, priv, pub); err != nil {
 		return nil, err
 	}
 
@@ -273,16 +276,16 @@ func allocateDisk(disks pkg.VDiskModule, undo *revert.Stack, field, id string, s
 	return path, true, nil
 }
 
-// attach makes the taps of the private and public interfaces and adds the
-// interfaces to n, private first (eth0).
-func (b *vmBase) attach(undo *revert.Stack, n *pkg.VMNetworkInfo, priv *privateNIC, pub *publicNIC) error {
+// attach makes the taps of VM name's private and public interfaces and
+// adds the interfaces to n, private first (eth0).
+func (b *vmBase) attach(undo *revert.Stack, name string, n *pkg.VMNetworkInfo, priv *privateNIC, pub *publicNIC) error {
 	if priv != nil {
-		tap, created, err := b.ensureTap(priv.netID)
+		tap, created, err := b.ensureTap(priv.netID, name)
 		if err != nil {
 			return err
 		}
 		if created {
-			undo.Push(func() { _ = b.deps.Networker.RemoveTap(priv.netID) })
+			undo.Push(func() { _ = b.taps.RemoveVMTap(priv.netID, name) })
 		}
 		nic := priv.iface
 		nic.Tap = tap
@@ -313,10 +316,14 @@ func (p *VM) Decommission(ctx context.Context, d *provision.Deployment) error {
 	if err != nil {
 		return err
 	}
-	// What carries the workload's name is its own, state or not.
+	// What carries the workload's name is its own, state or not: its
+	// flist mount, its disks, its tap on its network.
 	st.Mount = vmMountName(d.Name)
 	if w, err := d.Reservation.Workload(); err == nil {
 		if vw, ok := w.(*gridtypes.VM); ok {
+			if st.NetID == "" && vw.Network.NetworkID != "" {
+				st.NetID, st.VMTap = pkg.NetID(gridtypes.NetworkID(d.Reservation.UserID, vw.Network.NetworkID)), true
+			}
 			for i := range vw.Disks {
 				if id := vmDiskID(d.Name, i); !slices.Contains(st.Disks, id) {
 					st.Disks = append(st.Disks, id)

@@ -333,11 +333,12 @@ func (n *realNode) ping(t *testing.T, ns, ip string) {
 
 // TestVMAndKubernetesReal deploys, on a node of real modules (network in
 // its own host namespace, QEMU VMs), a VM with a private and a public IP
-// and then a kubernetes VM on the same network, and checks each boots,
-// answers ping on its private address from the network's namespace (and
-// the VM on its public address from the internet, through the
-// anti-spoofing filter), survives a second provision untouched, and goes
-// without a trace.
+// next to a second VM on the same network (each on its own tap), and then
+// a kubernetes VM on that network, and checks each boots, answers ping on
+// its private address from the network's namespace (and the first VM on
+// its public address from the internet, through the anti-spoofing
+// filter), survives a second provision untouched, and goes without a
+// trace, leaving the other VM running.
 func TestVMAndKubernetesReal(t *testing.T) {
 	testutil.RequireRoot(t, "qemu-system-x86_64", "ip", "nft", "ping", "busybox", "apt-get", "dpkg-deb", "nsenter")
 	testutil.CheckLeaks(t)
@@ -384,6 +385,34 @@ func TestVMAndKubernetesReal(t *testing.T) {
 		n.ping(t, n.inet, "185.69.166.7")
 		st, _ := n.vms.Status(ctx, "20-1")
 
+		// A second VM on the same network, on a tap of its own.
+		w2 := &gridtypes.VM{CPU: 1, Memory: 512, Flist: testVMFlist, InitrdImage: "/initrd.gz",
+			KernelArgs: "console=ttyS0 reboot=k panic=1 quiet",
+			Network:    gridtypes.VMNetwork{NetworkID: "net1", IPAddress: "10.1.3.9"}}
+		d2 := deployment(t, 21, w2)
+		d2.Store = n.store
+		t.Cleanup(func() { _ = n.vmp.Decommission(context.Background(), d2) })
+		if _, err := n.vmp.Provision(ctx, d2); err != nil {
+			t.Fatalf("second vm on the network: %v", err)
+		}
+		n.waitConsole(t, "21-1", regexp.MustCompile(regexp.QuoteMeta(vmtest.Marker)))
+		n.ping(t, nrNS, "10.1.3.9")
+		n.ping(t, nrNS, "10.1.3.7")
+		for _, name := range []string{"20-1", "21-1"} {
+			if ok, err := n.net.VMTapExists(netID, name); !ok || err != nil {
+				t.Errorf("tap of %s: %v %v", name, ok, err)
+			}
+		}
+		st21, _ := n.vms.Status(ctx, "21-1")
+		if err := n.vmp.Decommission(ctx, d2); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := n.net.VMTapExists(netID, "21-1"); ok || testutil.ProcessAlive(st21.PID) {
+			t.Errorf("second vm left: tap %v, qemu alive %v", ok, testutil.ProcessAlive(st21.PID))
+		}
+		// the first VM keeps its tap and answers
+		n.ping(t, nrNS, "10.1.3.7")
+
 		res2, err := n.vmp.Provision(ctx, d)
 		if err != nil || res2 != res {
 			t.Fatalf("second provision: %+v %v; want %+v", res2, err, res)
@@ -395,7 +424,7 @@ func TestVMAndKubernetesReal(t *testing.T) {
 		if err := n.vmp.Decommission(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := n.net.TapExists(netID); ok {
+		if ok, _ := n.net.VMTapExists(netID, "20-1"); ok {
 			t.Error("tap left")
 		}
 		if ok, _ := n.net.PubTapExists("9-1"); ok {
@@ -434,7 +463,7 @@ func TestVMAndKubernetesReal(t *testing.T) {
 		if err := n.vms.Delete("30-1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := n.net.RemoveTap(netID); err != nil {
+		if err := n.net.RemoveVMTap(netID, "30-1"); err != nil {
 			t.Fatal(err)
 		}
 		if err := n.fl.NamedUmount("30-1-k3os"); err != nil {
@@ -451,7 +480,7 @@ func TestVMAndKubernetesReal(t *testing.T) {
 		if err := n.k8s.Decommission(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		if ok, _ := n.net.TapExists(netID); ok {
+		if ok, _ := n.net.VMTapExists(netID, "30-1"); ok {
 			t.Error("tap left")
 		}
 		if l, _ := n.vms.List(ctx); len(l) != 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/zos-go/zos/pkg"
 	"github.com/zos-go/zos/pkg/flist/flisttest"
 	"github.com/zos-go/zos/pkg/gridtypes"
+	"github.com/zos-go/zos/pkg/network"
 	"github.com/zos-go/zos/pkg/network/networktest"
 	"github.com/zos-go/zos/pkg/provision"
 	"github.com/zos-go/zos/pkg/storage/storagetest"
@@ -119,6 +120,14 @@ func (e *vmEnv) newVMs(diskDir string) {
 			if id, ok := strings.CutPrefix(tap, "t-"); ok {
 				return e.net.TapExists(pkg.NetID(id))
 			}
+			for _, n := range []string{"net1", "net2"} {
+				id := pkg.NetID(gridtypes.NetworkID(testUser, n))
+				for _, v := range e.net.VMTapsOf(id) {
+					if network.VMTapName(id, v) == tap {
+						return true, nil
+					}
+				}
+			}
 			if res, ok := strings.CutPrefix(tap, "p-"); ok {
 				return e.net.PubTapExists(res)
 			}
@@ -175,8 +184,12 @@ func (e *vmEnv) empty(t *testing.T) {
 		t.Errorf("vms left: %+v", l)
 	}
 	for _, n := range []string{"net1", "net2"} {
-		if ok, _ := e.net.TapExists(pkg.NetID(gridtypes.NetworkID(testUser, n))); ok {
-			t.Errorf("tap of %s left", n)
+		id := pkg.NetID(gridtypes.NetworkID(testUser, n))
+		if ok, _ := e.net.TapExists(id); ok {
+			t.Errorf("shared tap of %s left", n)
+		}
+		if vms := e.net.VMTapsOf(id); len(vms) != 0 {
+			t.Errorf("taps of %v on %s left", vms, n)
 		}
 	}
 	for _, p := range []string{"9-1", "10-1"} {
@@ -263,7 +276,7 @@ func TestVMProvision(t *testing.T) {
 		t.Fatalf("network %+v", n)
 	}
 	priv, pub := n.Ifaces[0], n.Ifaces[1]
-	if priv.Tap != "t-"+string(netID) || priv.IP4AddressCIDR.String() != "10.1.3.7/24" || priv.IP4GatewayIP.String() != "10.1.3.1" ||
+	if priv.Tap != network.VMTapName(netID, "20-1") || priv.IP4AddressCIDR.String() != "10.1.3.7/24" || priv.IP4GatewayIP.String() != "10.1.3.1" ||
 		priv.IP4Net.String() != "10.1.0.0/16" || priv.IP6AddressCIDR.IP.String() != want.IPv6 || priv.IP6GatewayIP == nil || priv.Public {
 		t.Errorf("private nic %+v", priv)
 	}
@@ -387,59 +400,6 @@ func TestVMBadInput(t *testing.T) {
 	}
 }
 
-func TestVMOneVMPerNetwork(t *testing.T) {
-	e := newVMEnv(t, nil)
-	ctx := t.Context()
-	netID := pkg.NetID(gridtypes.NetworkID(testUser, "net1"))
-	a := e.put(t, 20, guestVM(), provision.StateDeploying)
-	if _, err := e.vm.Provision(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	e.setState(t, 20, provision.StateDeployed)
-	w := guestVM()
-	w.Network.IPAddress = "10.1.3.8"
-	b := e.put(t, 21, w, provision.StateDeploying)
-	_, err := e.vm.Provision(ctx, b)
-	if !errors.Is(err, ErrNetworkHasVM) || !errors.Is(err, gridtypes.ErrInvalid) {
-		t.Fatalf("second vm on the network: %v; want ErrNetworkHasVM", err)
-	}
-	// The engine cleans the refused workload: the first keeps its tap.
-	if err := e.vm.Decommission(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := e.net.TapExists(netID); !ok || !e.vms.Exists("20-1") {
-		t.Fatal("decommission of the refused vm took the first vm's tap or vm")
-	}
-	// A kubernetes VM on that network is refused the same way.
-	k := e.put(t, 22, k8sWorkload("10.1.3.9"), provision.StateDeploying)
-	if _, err := e.k8s.Provision(ctx, k); !errors.Is(err, ErrNetworkHasVM) {
-		t.Fatalf("kubernetes on the network: %v; want ErrNetworkHasVM", err)
-	}
-	if err := e.k8s.Decommission(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-
-	// A claim left by a workload that is no longer live is taken over,
-	// and the stale owner's late decommission leaves the tap alone.
-	e.setState(t, 20, provision.StateFailed)
-	if err := e.vms.Delete("20-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.vm.Provision(ctx, b); err != nil {
-		t.Fatalf("after the first vm failed: %v", err)
-	}
-	if err := e.vm.Decommission(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := e.net.TapExists(netID); !ok || !e.vms.Exists("21-1") {
-		t.Fatal("the stale vm's decommission took the tap of the new one")
-	}
-	if err := e.vm.Decommission(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	e.empty(t)
-}
-
 func TestVMPublicIPServesOneVM(t *testing.T) {
 	e := newVMEnv(t, nil)
 	ctx := t.Context()
@@ -551,8 +511,11 @@ func TestVMUpdate(t *testing.T) {
 	if e.disks.Exists("20-1-1") {
 		t.Error("the dropped disk is still allocated")
 	}
-	if ok, _ := e.net.TapExists(pkg.NetID(gridtypes.NetworkID(testUser, "net1"))); ok {
-		t.Error("the tap of the network left is still there")
+	if vms := e.net.VMTapsOf(pkg.NetID(gridtypes.NetworkID(testUser, "net1"))); len(vms) != 0 {
+		t.Errorf("the taps of %v on the network left are still there", vms)
+	}
+	if vms := e.net.VMTapsOf(pkg.NetID(gridtypes.NetworkID(testUser, "net2"))); !slices.Equal(vms, []string{"20-1"}) {
+		t.Errorf("taps on the new network: %v", vms)
 	}
 	// A disk cannot change size.
 	w2 := *w
@@ -583,7 +546,7 @@ func TestVMPowerCut(t *testing.T) {
 	// Power cut: no VM, no tap, no mount; disks and state files stay.
 	diskDir := filepath.Dir(mustPath(t, e, "20-1-0"))
 	e.newVMs(diskDir)
-	if err := e.net.RemoveTap(pkg.NetID(gridtypes.NetworkID(testUser, "net1"))); err != nil {
+	if err := e.net.RemoveVMTap(pkg.NetID(gridtypes.NetworkID(testUser, "net1")), "20-1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.fl.NamedUmount("20-1-img"); err != nil {
@@ -717,6 +680,7 @@ func TestHostAddress(t *testing.T) {
 func FuzzVMState(f *testing.F) {
 	f.Add([]byte(`{"kind":"vm","net_id":"abc","pub_tap":"9-1","mount":"20-1-img","disks":["20-1-0"],"spec":"x","started":true}`))
 	f.Add([]byte(`{"kind":"kubernetes","installed":true}`))
+	f.Add([]byte(`{"kind":"vm","net_id":"abc","vm_tap":true,"old_net_id":"def","old_vm_tap":false}`))
 	f.Add([]byte(`{"kind":1}`))
 	f.Add([]byte(`{} {}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -729,7 +693,7 @@ func FuzzVMState(f *testing.F) {
 			t.Fatal(err)
 		}
 		s2, err := decodeVMState(enc)
-		if err != nil || !slices.Equal(s.Disks, s2.Disks) || s.Spec != s2.Spec || s.NetID != s2.NetID {
+		if err != nil || !slices.Equal(s.Disks, s2.Disks) || s.Spec != s2.Spec || s.NetID != s2.NetID || s.VMTap != s2.VMTap {
 			t.Fatalf("round trip: %+v %+v %v", s, s2, err)
 		}
 	})

@@ -27,11 +27,6 @@ import (
 // Errors of the vm and kubernetes provisioners (bad input: the workload
 // fails with a message naming the field).
 var (
-	// ErrNetworkHasVM: another live VM of the node already uses the tap of
-	// that network. The network module makes one tap per network
-	// (t-<netid>), so a node runs one VM per user network, as the
-	// original.
-	ErrNetworkHasVM = errors.New("network already has a vm on this node")
 	// ErrPublicIPInUse: another live VM uses that public_ip workload.
 	ErrPublicIPInUse = errors.New("public ip used by another vm")
 	// ErrForeignPublicIP: the public_ip workload belongs to another user.
@@ -118,18 +113,23 @@ type VMDeps struct {
 	// Its Config.ImageDirs must hold the Flister's mountpoints, so the
 	// k3os ISO can be attached read-only.
 	VMs vm.Manager
+	// VMTaps makes the tap of each VM on its user network; nil: the
+	// Networker's, which must then implement network.VMTaps (the network
+	// module and networktest.Fake do).
+	VMTaps network.VMTaps
 	// Gateways, optional, finds the gateway of a public IP.
 	Gateways PublicGateways
 }
 
 // vmBase is what the vm and kubernetes provisioners share: the modules,
-// the state files, and the lock that serialises claims on taps.
+// the state files, and the lock that serialises claims on public taps.
 type vmBase struct {
 	cfg  VMConfig
 	deps VMDeps
+	taps network.VMTaps
 	log  *slog.Logger
 	// mu serialises every read-modify-write of the state files, so two
-	// VMs never claim the same tap.
+	// VMs never claim the same public tap.
 	mu sync.Mutex
 }
 
@@ -143,7 +143,14 @@ func NewVMProvisioners(cfg VMConfig, deps VMDeps, log *slog.Logger) (*VM, *Kuber
 	if deps.Networker == nil || deps.Flister == nil || deps.VDisks == nil || deps.VMs == nil || log == nil {
 		return nil, nil, errors.New("vm: networker, flister, vdisks, vm module and logger are required")
 	}
-	b := &vmBase{cfg: cfg, deps: deps, log: log}
+	taps := deps.VMTaps
+	if taps == nil {
+		var ok bool
+		if taps, ok = deps.Networker.(network.VMTaps); !ok {
+			return nil, nil, fmt.Errorf("vm: networker %T makes no per-vm taps (network.VMTaps)", deps.Networker)
+		}
+	}
+	b := &vmBase{cfg: cfg, deps: deps, taps: taps, log: log}
 	return &VM{b: b}, &Kubernetes{b: b}, nil
 }
 
@@ -153,14 +160,20 @@ func NewVMProvisioners(cfg VMConfig, deps VMDeps, log *slog.Logger) (*VM, *Kuber
 type vmState struct {
 	// Kind is the workload type.
 	Kind gridtypes.WorkloadType `json:"kind"`
-	// NetID is the network whose tap (t-<netid>) this VM owns.
+	// NetID is the user network the VM is on.
 	NetID pkg.NetID `json:"net_id,omitempty"`
+	// VMTap records that the VM's tap on NetID is its own
+	// (network.VMTapName of the network and the VM's name). Without it
+	// (a state written before taps per VM) the VM runs on the network's
+	// shared tap t-<netid>, which it owns and keeps while it exists.
+	VMTap bool `json:"vm_tap,omitempty"`
 	// PubTap is the working name of the public_ip workload whose tap
 	// (p-<name>) this VM owns.
 	PubTap string `json:"pub_tap,omitempty"`
-	// OldNetID and OldPubTap are the taps an update moved away from,
-	// removed once the updated VM runs.
+	// OldNetID (with OldVMTap) and OldPubTap are the taps an update
+	// moved away from, removed once the updated VM runs.
 	OldNetID  pkg.NetID `json:"old_net_id,omitempty"`
+	OldVMTap  bool      `json:"old_vm_tap,omitempty"`
 	OldPubTap string    `json:"old_pub_tap,omitempty"`
 	// Mount is the flist mount name; Flist the URL it holds.
 	Mount string `json:"mount,omitempty"`
@@ -252,11 +265,14 @@ func (b *vmBase) update(name string, fn func(*vmState)) error {
 }
 
 // claim records, before anything is made, what the VM name is going to
-// own: its kind, disks, flist mount and the taps of netID and pubTap
-// (either may be empty). A tap owned by another live VM workload is
-// refused; a claim left by a workload that is no longer live (its
-// decommission never ran) is taken over. It returns the previous state
-// and whether there was one.
+// own: its kind, disks, flist mount, its tap on want.NetID and the public
+// tap of want.PubTap (either may be empty). Any number of VMs share a
+// network, each on its own tap. A public tap owned by another live VM
+// workload is refused; a claim left by a workload that is no longer live
+// (its decommission never ran) is taken over. A VM from before taps per
+// VM that stays on its network keeps its shared tap (VMTap false: the
+// tap's setup decides). It returns the previous state and whether there
+// was one.
 func (b *vmBase) claim(d *provision.Deployment, want vmState) (vmState, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -274,9 +290,7 @@ func (b *vmBase) claim(d *provision.Deployment, want vmState) (vmState, bool, er
 		if err != nil || !found {
 			continue
 		}
-		netClash := want.NetID != "" && s.NetID == want.NetID
-		pubClash := want.PubTap != "" && s.PubTap == want.PubTap
-		if !netClash && !pubClash {
+		if want.PubTap == "" || s.PubTap != want.PubTap {
 			continue
 		}
 		if live == nil {
@@ -285,20 +299,11 @@ func (b *vmBase) claim(d *provision.Deployment, want vmState) (vmState, bool, er
 			}
 		}
 		if live(other) {
-			if netClash {
-				return vmState{}, false, &gridtypes.FieldError{Field: "network_id",
-					Reason: fmt.Sprintf("vm %s already uses this network's tap on this node", other), Err: ErrNetworkHasVM}
-			}
 			return vmState{}, false, &gridtypes.FieldError{Field: "public_ip",
 				Reason: fmt.Sprintf("used by vm %s", other), Err: ErrPublicIPInUse}
 		}
 		b.log.Warn("stale vm claim taken over", "vm", d.Name, "from", other)
-		if netClash {
-			s.NetID = ""
-		}
-		if pubClash {
-			s.PubTap = ""
-		}
+		s.PubTap = ""
 		if err := b.saveLocked(other, s); err != nil {
 			return vmState{}, false, err
 		}
@@ -308,7 +313,10 @@ func (b *vmBase) claim(d *provision.Deployment, want vmState) (vmState, bool, er
 		return vmState{}, false, err
 	}
 	s := old
-	s.Kind, s.NetID, s.PubTap, s.Mount = want.Kind, want.NetID, want.PubTap, want.Mount
+	s.Kind, s.NetID, s.VMTap, s.PubTap, s.Mount = want.Kind, want.NetID, want.VMTap, want.PubTap, want.Mount
+	if old.NetID != "" && old.NetID == want.NetID && !old.VMTap {
+		s.VMTap = false // a VM from before taps per VM: see ensureTap
+	}
 	s.Disks = append([]string(nil), old.Disks...)
 	for _, id := range want.Disks {
 		if !slices.Contains(s.Disks, id) {
@@ -318,7 +326,7 @@ func (b *vmBase) claim(d *provision.Deployment, want vmState) (vmState, bool, er
 	if old.NetID != "" && old.NetID != want.NetID || old.PubTap != "" && old.PubTap != want.PubTap {
 		// An update moves the VM: the old taps stay claimed until
 		// release drops them.
-		s.OldNetID, s.OldPubTap = old.NetID, old.PubTap
+		s.OldNetID, s.OldVMTap, s.OldPubTap = old.NetID, old.VMTap, old.PubTap
 	}
 	return old, had, b.saveLocked(d.Name, s)
 }
@@ -335,9 +343,9 @@ func (b *vmBase) restore(name string, old vmState, had bool) {
 }
 
 // release, after a successful provision, records what the VM now runs
-// with and removes what an update left behind: the taps of the network or
-// public IP it no longer uses (unless another VM claimed them since) and
-// the disks it no longer has.
+// with and removes what an update left behind: its tap on the network it
+// left, the tap of the public IP it no longer uses (unless another VM
+// claimed it since) and the disks it no longer has.
 func (b *vmBase) release(name string, keepDisks []string, fn func(*vmState)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -347,10 +355,8 @@ func (b *vmBase) release(name string, keepDisks []string, fn func(*vmState)) err
 	}
 	fn(&s)
 	var errs []error
-	if s.OldNetID != "" && s.OldNetID != s.NetID && !b.claimedLocked(name, s.OldNetID, "") {
-		if err := b.deps.Networker.RemoveTap(s.OldNetID); err != nil && !notFound(err) {
-			errs = append(errs, fmt.Errorf("tap of %s: %w", s.OldNetID, err))
-		}
+	if err := b.removeTapsLocked(name, s, false); err != nil {
+		errs = append(errs, err)
 	}
 	if s.OldPubTap != "" && s.OldPubTap != s.PubTap && !b.claimedLocked(name, "", s.OldPubTap) {
 		if err := b.deps.Networker.RemovePubTap(s.OldPubTap); err != nil && !notFound(err) {
@@ -367,7 +373,7 @@ func (b *vmBase) release(name string, keepDisks []string, fn func(*vmState)) err
 		}
 	}
 	if len(errs) == 0 {
-		s.OldNetID, s.OldPubTap = "", ""
+		s.OldNetID, s.OldVMTap, s.OldPubTap = "", false, ""
 	} else {
 		// The VM runs; what is left stays in the state, for the next
 		// provision or the decommission.
@@ -377,9 +383,9 @@ func (b *vmBase) release(name string, keepDisks []string, fn func(*vmState)) err
 	return b.saveLocked(name, s)
 }
 
-// claimedLocked reports whether a VM other than name claims the tap of
-// netID or the public tap pubTap.
-func (b *vmBase) claimedLocked(name string, netID pkg.NetID, pubTap string) bool {
+// claimedLocked reports whether a VM other than name claims the shared tap
+// t-<sharedNet> (a VM from before taps per VM) or the public tap pubTap.
+func (b *vmBase) claimedLocked(name string, sharedNet pkg.NetID, pubTap string) bool {
 	entries, _ := os.ReadDir(b.cfg.StateDir)
 	for _, e := range entries {
 		other, ok := strings.CutSuffix(e.Name(), ".json")
@@ -390,7 +396,7 @@ func (b *vmBase) claimedLocked(name string, netID pkg.NetID, pubTap string) bool
 		if err != nil || !found {
 			continue
 		}
-		if netID != "" && s.NetID == netID || pubTap != "" && s.PubTap == pubTap {
+		if sharedNet != "" && s.NetID == sharedNet && !s.VMTap || pubTap != "" && s.PubTap == pubTap {
 			return true
 		}
 	}
@@ -572,24 +578,78 @@ func (b *vmBase) publicGateway(ctx context.Context, ip netip.Prefix) (netip.Addr
 	return netip.Addr{}, ErrNoPublicGateway
 }
 
-// ensureTap makes the tap of the VM's network unless it exists (it is
-// ours: claim checked). created tells whether this call made it.
-func (b *vmBase) ensureTap(netID pkg.NetID) (tap string, created bool, err error) {
-	exists, err := b.deps.Networker.TapExists(netID)
+// ensureTap makes the tap of VM name on network netID unless it exists.
+// created tells whether this call made it. A VM from before taps per VM
+// (its claimed state has no VMTap) keeps running on the network's shared
+// tap while that exists; once it is gone (a reboot), the VM moves to a tap
+// of its own, recorded in its state before it is made.
+func (b *vmBase) ensureTap(netID pkg.NetID, name string) (tap string, created bool, err error) {
+	st, _, err := b.load(name)
 	if err != nil {
-		return "", false, fmt.Errorf("tap of %s: %w: %w", netID, provision.ErrTemporary, err)
+		return "", false, err
+	}
+	if st.NetID == netID && !st.VMTap {
+		exists, err := b.deps.Networker.TapExists(netID)
+		if err != nil {
+			return "", false, fmt.Errorf("tap of %s: %w: %w", netID, provision.ErrTemporary, err)
+		}
+		if exists {
+			return "t-" + string(netID), false, nil
+		}
+		if err := b.update(name, func(s *vmState) { s.VMTap = true }); err != nil {
+			return "", false, err
+		}
+	}
+	exists, err := b.taps.VMTapExists(netID, name)
+	if err != nil {
+		return "", false, tapErr(netID, err)
 	}
 	if exists {
-		return "t-" + string(netID), false, nil
+		return network.VMTapName(netID, name), false, nil
 	}
-	tap, err = b.deps.Networker.SetupTap(netID)
-	if errors.Is(err, network.ErrExists) {
-		return "t-" + string(netID), false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("tap of %s: %w: %w", netID, provision.ErrTemporary, err)
+	if tap, err = b.taps.SetupVMTap(netID, name); err != nil {
+		return "", false, tapErr(netID, err)
 	}
 	return tap, true, nil
+}
+
+// tapErr classifies an error of the VM tap methods: a name the network
+// module refuses is permanent, the rest is retried.
+func tapErr(netID pkg.NetID, err error) error {
+	if errors.Is(err, network.ErrInvalidName) || errors.Is(err, network.ErrNameTooLong) {
+		return fmt.Errorf("tap of %s: %w", netID, err)
+	}
+	return fmt.Errorf("tap of %s: %w: %w", netID, provision.ErrTemporary, err)
+}
+
+// removeTapsLocked removes the taps of VM name on user networks that s
+// names: with current, its tap on s.NetID (and, for a VM from before taps
+// per VM, the network's shared tap); then what an update moved it away
+// from, unless it still runs there: its tap on the network it left, and
+// the shared tap it had (unless another VM from before claims that one).
+// Absent taps are fine.
+func (b *vmBase) removeTapsLocked(name string, s vmState, current bool) error {
+	var errs []error
+	remove := func(id pkg.NetID, own, shared bool) {
+		if own {
+			if err := b.taps.RemoveVMTap(id, name); err != nil && !notFound(err) {
+				errs = append(errs, fmt.Errorf("tap of %s: %w", id, err))
+			}
+		}
+		if shared {
+			if err := b.deps.Networker.RemoveTap(id); err != nil && !notFound(err) {
+				errs = append(errs, fmt.Errorf("shared tap of %s: %w", id, err))
+			}
+		}
+	}
+	if current && s.NetID != "" {
+		remove(s.NetID, true, !s.VMTap)
+	}
+	if id := s.OldNetID; id != "" {
+		stillShared := id == s.NetID && !s.VMTap
+		remove(id, id != s.NetID, !s.OldVMTap && !stillShared && !b.claimedLocked(name, id, ""))
+	}
+	return errors.Join(errs...)
 }
 
 // ensurePubTap makes the public tap of the public_ip workload name.
@@ -685,13 +745,8 @@ func (b *vmBase) teardown(ctx context.Context, name string, s vmState, vms ...st
 		return errors.Join(errs...) // never pull a tap or disk from under a running VM
 	}
 	b.mu.Lock()
-	for _, id := range []pkg.NetID{s.NetID, s.OldNetID} {
-		if id == "" || id == s.OldNetID && b.claimedLocked(name, id, "") {
-			continue
-		}
-		if err := b.deps.Networker.RemoveTap(id); err != nil && !notFound(err) {
-			errs = append(errs, fmt.Errorf("tap of %s: %w", id, err))
-		}
+	if err := b.removeTapsLocked(name, s, true); err != nil {
+		errs = append(errs, err)
 	}
 	for _, pub := range []string{s.PubTap, s.OldPubTap} {
 		if pub == "" || pub == s.OldPubTap && b.claimedLocked(name, "", pub) {
