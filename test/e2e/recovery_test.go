@@ -188,7 +188,7 @@ func TestChaosKillAgent(t *testing.T) {
 	var alive []live
 	var deleted []uint64
 	host := 10
-	kills := 0
+	kills, lastKilled := 0, 0
 	for op := range ops {
 		switch x := rnd.IntN(10); {
 		case x < 4 || len(alive) == 0:
@@ -212,9 +212,18 @@ func TestChaosKillAgent(t *testing.T) {
 				}
 			}
 		}
-		if rnd.IntN(3) == 0 {
-			st, err := zc.Status("zosd")
-			if err == nil && st.Pid > 0 {
+		if rnd.IntN(2) == 0 {
+			// Wait for zinit to have restarted the agent killed last time.
+			var st zinit.ServiceStatus
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				if st, err = zc.Status("zosd"); err == nil && st.Pid > 0 && st.Pid != lastKilled {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err == nil && st.Pid > 0 && st.Pid != lastKilled {
+				lastKilled = st.Pid
 				time.Sleep(time.Duration(rnd.IntN(500)) * time.Millisecond)
 				_ = syscall.Kill(st.Pid, syscall.SIGKILL)
 				kills++
