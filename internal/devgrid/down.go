@@ -221,3 +221,45 @@ func Cleanup(ctx context.Context, cfg Config) error {
 	g := &Grid{cfg: cfg, inetNS: cfg.Prefix + "inet", lock: lock}
 	return g.Down(ctx)
 }
+
+// CleanStale removes what a grid with this prefix left behind when its
+// process was killed without Down (its root unknown): processes in its
+// namespaces, the namespaces, and, found through its pools' mounts
+// (<root>/node<N>/root/mnt/<prefix><N>zos-…), every mount and loop device
+// below that grid's root. State files stay.
+func CleanStale(prefix string) error {
+	killInNamespaces(prefix)
+	roots := map[string]bool{}
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 5 {
+				continue
+			}
+			t := fields[4]
+			base := filepath.Base(t)
+			mnt := filepath.Dir(t)
+			if strings.HasPrefix(base, prefix) && strings.Contains(base, "zos-") && filepath.Base(mnt) == "mnt" {
+				// <root>/node<N>/root/mnt/<label>
+				roots[filepath.Dir(filepath.Dir(filepath.Dir(mnt)))] = true
+			}
+		}
+		f.Close()
+	}
+	var errs []error
+	for root := range roots {
+		if err := unmountUnder(root); err != nil {
+			errs = append(errs, err)
+		}
+		detachLoopsUnder(root)
+	}
+	names, _ := netns.List(prefix)
+	for _, ns := range names {
+		if err := netns.Delete(ns); err != nil {
+			errs = append(errs, fmt.Errorf("namespace %s: %w", ns, err))
+		}
+	}
+	removeCgroups(prefix)
+	return errors.Join(errs...)
+}

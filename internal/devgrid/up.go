@@ -44,14 +44,21 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (_ *Grid, err error) 
 		return nil, fmt.Errorf("a grid already runs on %s: %w", cfg.Root, err)
 	}
 	g.lock = lock
+	// Checks that must not tear down what they find: only after them does
+	// a failure undo what this Up made.
+	if left, _ := netns.List(cfg.Prefix); len(left) > 0 {
+		lock.Close()
+		return nil, fmt.Errorf("namespaces %v of a grid with prefix %q exist (another grid, or one that crashed: zosdev down)", left, cfg.Prefix)
+	}
+	if g.forward, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("explorer api address: %w", err)
+	}
 	defer func() {
 		if err != nil {
 			_ = g.Down(context.WithoutCancel(ctx))
 		}
 	}()
-	if g.forward, err = net.Listen("tcp", cfg.APIAddr); err != nil {
-		return nil, fmt.Errorf("explorer api address: %w", err)
-	}
 	if err := g.internet(); err != nil {
 		return nil, fmt.Errorf("internet namespace: %w", err)
 	}

@@ -82,7 +82,13 @@ func startGrid(t *testing.T, nodes int) *grid {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// A run killed without cleanup (e.g. by a timeout) leaves its grid.
+	if err := devgrid.CleanStale(cfg.Prefix); err != nil {
+		t.Logf("stale grid: %v", err)
+	}
+	start := time.Now()
 	g, err := devgrid.Up(ctx, cfg, log)
+	t.Logf("grid up in %v", time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		dumpLogs(t, cfg.Root)
 		t.Fatalf("grid: %v", err)
@@ -91,9 +97,11 @@ func startGrid(t *testing.T, nodes int) *grid {
 		if t.Failed() {
 			dumpLogs(t, cfg.Root)
 		}
+		start := time.Now()
 		if err := g.Down(context.Background()); err != nil {
 			t.Errorf("grid down: %v", err)
 		}
+		t.Logf("grid down in %v", time.Since(start).Round(time.Millisecond))
 		if left, _ := netns.List(cfg.Prefix); len(left) > 0 {
 			t.Errorf("namespaces left after down: %v", left)
 		}
@@ -255,9 +263,13 @@ func (u *user) update(node string, old uint64, w gridtypes.Workload) uint64 {
 	return u.deployRef(node, w, gwid(old))
 }
 
-// inNS runs a command in a network namespace and returns its output.
+// inNS runs a command in a network namespace and returns its output; it is
+// killed after 20 s (wget's -T does not bound a connect to an address that
+// vanished).
 func inNS(ns string, name string, args ...string) (string, error) {
-	out, err := exec.Command("nsenter", append([]string{"--net=" + netns.Path(ns), "--", name}, args...)...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + netns.Path(ns), "--", name}, args...)...).CombinedOutput()
 	return string(out), err
 }
 

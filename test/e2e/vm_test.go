@@ -22,7 +22,9 @@ import (
 func TestVMWithPublicIP(t *testing.T) {
 	testutil.RequireRoot(t, "qemu-system-x86_64", "wget")
 	testutil.CheckLeaks(t)
+	t0 := time.Now()
 	kernel := vmtest.Kernel(t)
+	t.Logf("guest kernel in %v", time.Since(t0).Round(time.Millisecond))
 	g := startGrid(t, 1)
 	alice := g.newUser("alice")
 	n1 := g.nodeID(0)
@@ -33,7 +35,9 @@ func TestVMWithPublicIP(t *testing.T) {
 		WireguardPrivateKeyEncrypted: k.String(), WireguardPublicKey: k.PublicKey().String(), WireguardListenPort: 51830,
 	})
 	pub := alice.deploy(n1, &gridtypes.PublicIP{IPAddress: "10.99.250.7/16"})
+	t0 = time.Now()
 	fl := uploadVMImage(t, g, alice, kernel)
+	t.Logf("guest image published in %v", time.Since(t0).Round(time.Millisecond))
 	vmID := alice.deploy(n1, &gridtypes.VM{
 		CPU: 1, Memory: 512, Flist: fl, InitrdImage: "/initrd.gz",
 		Network: gridtypes.VMNetwork{NetworkID: "vmnet", IPAddress: "10.43.1.20", PublicIP: pub},
