@@ -88,11 +88,11 @@ func TestDeployAcrossTwoNodes(t *testing.T) {
 	// A container from an flist on the hub, with the volume, on the network.
 	fl := uploadBusybox(t, g, alice)
 	ct := alice.deploy(n1, &gridtypes.Container{
-		Flist:      fl,
-		Entrypoint: "/bin/httpd -f -p 80 -h /www",
-		Volumes:    []gridtypes.ContainerMount{{VolumeID: gwid(vol), Mountpoint: "/data"}},
+		Flist:             fl,
+		Entrypoint:        "/bin/httpd -f -p 80 -h /www",
+		Volumes:           []gridtypes.ContainerMount{{VolumeID: gwid(vol), Mountpoint: "/data"}},
 		NetworkConnection: []gridtypes.NetworkConnection{{NetworkID: "demo", IPAddress: "10.42.1.10"}},
-		Capacity:   gridtypes.ContainerCapacity{CPU: 1, Memory: 128},
+		Capacity:          gridtypes.ContainerCapacity{CPU: 1, Memory: 128},
 	})
 	cr := alice.result(ct, 3*time.Minute, gridtypes.StateOK)
 	if !strings.Contains(string(cr.Data), "10.42.1.10") {

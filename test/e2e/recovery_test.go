@@ -26,10 +26,10 @@ import (
 // (when set) at 10.42.1.<host>.
 func webContainer(fl string, host int, vol uint64) *gridtypes.Container {
 	c := &gridtypes.Container{
-		Flist:      fl,
-		Entrypoint: "/bin/httpd -f -p 80 -h /www",
+		Flist:             fl,
+		Entrypoint:        "/bin/httpd -f -p 80 -h /www",
 		NetworkConnection: []gridtypes.NetworkConnection{{NetworkID: "demo", IPAddress: fmt.Sprintf("10.42.1.%d", host)}},
-		Capacity:   gridtypes.ContainerCapacity{CPU: 1, Memory: 64},
+		Capacity:          gridtypes.ContainerCapacity{CPU: 1, Memory: 64},
 	}
 	if vol != 0 {
 		c.Entrypoint = "/bin/httpd -f -p 80 -h /data"
