@@ -139,7 +139,6 @@ type Manager struct {
 	loaded      chan struct{}       // closed once Run loaded the config directory
 	end         chan struct{}       // closed by Finish
 	endOnce     sync.Once
-	readers     map[*os.File]struct{} // guarded by mu; open output pipes
 	runners     sync.WaitGroup
 	pumps       sync.WaitGroup
 }

@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -326,8 +325,6 @@ func (m *Module) YggAddresses(ctx context.Context) <-chan pkg.NetlinkAddresses {
 func (m *Module) PublicAddresses(ctx context.Context) <-chan pkg.NetlinkAddresses {
 	return m.watch.stream(ctx, streamPublic)
 }
-
-var errStopped = errors.New("network module stopped")
 
 // WGPorts returns the WireGuard listen ports of the node's network
 // resources, sorted (what the agent publishes to the explorer, spec §4

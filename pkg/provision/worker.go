@@ -51,8 +51,6 @@ func (k *keyedMutex) Lock(id uint64) (unlock func()) {
 	}
 }
 
-type worker struct{ cancel context.CancelFunc }
-
 // startDeploy runs the deploy worker of id unless one runs already. With
 // ensure, a deployed workload is re-provisioned (brought back after a
 // restart); its failures are retried, never turned into a failed result.
