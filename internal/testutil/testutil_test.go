@@ -73,6 +73,11 @@ func TestStartProcessStopsGroup(t *testing.T) {
 			t.Fatalf("child %d not running", child)
 		}
 	})
+	// SIGKILL is delivered asynchronously: give the group a moment to die.
+	deadline := time.Now().Add(2 * time.Second)
+	for (ProcessAlive(pid) || ProcessAlive(child)) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if ProcessAlive(pid) || ProcessAlive(child) {
 		t.Fatalf("processes survived the test: leader %v child %v", ProcessAlive(pid), ProcessAlive(child))
 	}
