@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"runtime"
@@ -29,6 +30,7 @@ var Version = "0.1.0"
 type gridConn struct {
 	*explorer.NodeClient
 	ackTimeout time.Duration
+	log        *slog.Logger
 }
 
 var (
@@ -70,12 +72,28 @@ func (a *Agent) connectGrid(ctx context.Context) (*gridConn, error) {
 		return nil, fmt.Errorf("register node: %w", err)
 	}
 	a.log.Info("node registered", "node_id", nc.NodeID(), "farm_id", uint64(farm))
-	return &gridConn{NodeClient: nc, ackTimeout: 30 * time.Second}, nil
+	return &gridConn{NodeClient: nc, ackTimeout: 30 * time.Second, log: a.log}, nil
 }
 
-// Run implements provision.Source: it hands every delivery to the engine and
-// acknowledges it to JetStream once the engine recorded it.
+// Run implements provision.Source. It first hands the engine the node's
+// whole live state as the explorer knows it (so a node whose store was lost
+// or damaged rebuilds it; the engine ignores what it already has), then
+// every delivery of the node's stream, acknowledged to JetStream once the
+// engine recorded it.
 func (g *gridConn) Run(ctx context.Context, out chan<- provision.Delivery) error {
+	all, err := g.Reservations(ctx)
+	if err != nil {
+		g.log.WarnContext(ctx, "resync from the explorer skipped", "err", err)
+	}
+	if err == nil {
+		for _, r := range all {
+			select {
+			case out <- provision.Delivery{Reservation: r}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
 	return g.Watch(ctx, func(ctx context.Context, r *gridtypes.Reservation) error {
 		acked := make(chan struct{})
 		d := provision.Delivery{Reservation: r, Ack: func() { close(acked) }}
