@@ -163,7 +163,10 @@ func newHarness(t *testing.T, store Store, mutate func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	us := users{7: user.Public().(ed25519.PublicKey)}
-	prov := map[gridtypes.WorkloadType]Provisioner{gridtypes.TypeVolume: h.prov, gridtypes.TypeDebug: h.prov}
+	prov := map[gridtypes.WorkloadType]Provisioner{}
+	for _, t := range gridtypes.WorkloadTypes() {
+		prov[t] = h.prov
+	}
 	h.engine, err = New(cfg, store, prov, us, NodeSecrets{Identity: idm, Users: us}, h.reporter, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -658,6 +661,65 @@ func TestCapacityTruthUnderRandomOperations(t *testing.T) {
 			if err != nil || got != want {
 				t.Fatalf("step %d: reported %v, store says %v (%v)", step, got, want, err)
 			}
+		}
+	})
+}
+
+// TestEveryInvalidFieldFailsNamingIt delivers, for each workload type, a
+// reservation with one invalid field at a time: each gets a failed result
+// whose message names the field, and nothing is provisioned.
+func TestEveryInvalidFieldFailsNamingIt(t *testing.T) {
+	net := func() *gridtypes.Network {
+		return &gridtypes.Network{Name: "n", NetworkIPRange: "10.1.0.0/16", IPRange: "10.1.2.0/24",
+			WireguardPrivateKeyEncrypted: "aa", WireguardPublicKey: "t9KLCpXXiDw4logXLrtpPvgA+jCr0PNR1VlpnBr6djQ=", WireguardListenPort: 1}
+	}
+	ct := func() *gridtypes.Container {
+		return &gridtypes.Container{Flist: "https://hub/x.fl", Entrypoint: "/bin/sh",
+			NetworkConnection: []gridtypes.NetworkConnection{{NetworkID: "n", IPAddress: "10.1.2.5"}},
+			Capacity:          gridtypes.ContainerCapacity{CPU: 1, Memory: 128}}
+	}
+	cases := []struct {
+		field string
+		w     gridtypes.Workload
+	}{
+		{"size", &gridtypes.Volume{Size: 0, Type: gridtypes.DiskSSD}},
+		{"type", &gridtypes.Volume{Size: 1, Type: "tape"}},
+		{"mode", &gridtypes.ZDB{Size: 1, Mode: "ring", DiskType: gridtypes.DiskHDD}},
+		{"disk_type", &gridtypes.ZDB{Size: 1, Mode: gridtypes.ZDBModeUser, DiskType: "nvme"}},
+		{"size", &gridtypes.ZDB{Size: 0, Mode: gridtypes.ZDBModeUser, DiskType: gridtypes.DiskHDD}},
+		{"network_iprange", func() gridtypes.Workload { n := net(); n.NetworkIPRange = "10.1.0.0/8"; return n }()},
+		{"iprange", func() gridtypes.Workload { n := net(); n.IPRange = "10.9.2.0/24"; return n }()},
+		{"wireguard_public_key", func() gridtypes.Workload { n := net(); n.WireguardPublicKey = "nope"; return n }()},
+		{"wireguard_listen_port", func() gridtypes.Workload { n := net(); n.WireguardListenPort = 0; return n }()},
+		{"flist", func() gridtypes.Workload { c := ct(); c.Flist = ""; return c }()},
+		{"ipaddress", func() gridtypes.Workload { c := ct(); c.NetworkConnection[0].IPAddress = "300.1.1.1"; return c }()},
+		{"memory", func() gridtypes.Workload { c := ct(); c.Capacity.Memory = 1; return c }()},
+		{"cpu", func() gridtypes.Workload { c := ct(); c.Capacity.CPU = 0; return c }()},
+		{"ipaddress", &gridtypes.PublicIP{IPAddress: "not-an-ip"}},
+		{"port", &gridtypes.Debug{Host: "10.0.0.1", Port: 0}},
+		{"size", &gridtypes.Kubernetes{Size: 99, ClusterSecret: "aa", NetworkID: "n", IPAddress: "10.1.2.6"}},
+	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		for i, tc := range cases {
+			r, err := gridtypes.NewReservation(h.node.ID(), 7, tc.w, time.Now(), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.ID = uint64(500 + i)
+			r.NextAction = gridtypes.ActionDeploy
+			_ = r.Sign(h.user)
+			h.deliver(r)
+			synctest.Wait()
+			res := h.reporter.last(r.ID)
+			if res == nil || res.State != gridtypes.StateError || !strings.Contains(res.Message, tc.field) {
+				t.Errorf("%s with bad %s: result %+v", tc.w.WorkloadType(), tc.field, res)
+			}
+		}
+		if len(h.prov.calls) != 0 {
+			t.Fatalf("invalid reservations provisioned: %v", h.prov.calls)
 		}
 	})
 }
