@@ -60,10 +60,17 @@ func (g *Grid) Down(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	detachLoopsUnder(g.cfg.Root)
-	names, _ := netns.List(g.cfg.Prefix)
-	for _, ns := range names {
-		if err := netns.Delete(ns); err != nil {
-			errs = append(errs, fmt.Errorf("namespace %s: %w", ns, err))
+	// Twice: a process killed above may have been creating a namespace.
+	for round := range 2 {
+		if round > 0 {
+			time.Sleep(300 * time.Millisecond)
+			killInNamespaces(g.cfg.Prefix)
+		}
+		names, _ := netns.List(g.cfg.Prefix)
+		for _, ns := range names {
+			if err := netns.Delete(ns); err != nil && round > 0 {
+				errs = append(errs, fmt.Errorf("namespace %s: %w", ns, err))
+			}
 		}
 	}
 	removeCgroups(g.cfg.Prefix)

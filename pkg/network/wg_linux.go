@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -155,6 +157,14 @@ func (kernelWG) Remove(ctx context.Context, id pkg.NetID) error { return nil }
 // kernelHasWireGuard probes, in a throwaway namespace, whether the kernel
 // can create WireGuard links.
 func kernelHasWireGuard(prefix string) bool {
+	// A probe namespace of an agent killed mid-probe is removed here.
+	stale, _ := netns.List(prefix + "wgprobe-")
+	for _, name := range stale {
+		pid, err := strconv.Atoi(strings.TrimPrefix(name, prefix+"wgprobe-"))
+		if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) != nil {
+			_ = netns.Delete(name)
+		}
+	}
 	ns := prefix + "wgprobe-" + strconv.Itoa(os.Getpid())
 	if _, err := netns.Create(ns); err != nil {
 		return false
