@@ -65,7 +65,7 @@ test-e2e: build
 ## bench: one table — metric, ours, baseline measured in the same run, ratio.
 bench: deps build
 	@if [ "$(ROOT)" = 1 ]; then export ZOS_TEST_STRICT=1; fi; \
-	$(GO) run ./internal/tools/benchtable
+	ZOS_BIN=$(BIN) $(GO) run ./internal/tools/benchtable -tags e2e
 
 ## soak: the long chaos scenario (50 operations with kill -9 of zosd), not part of make test.
 soak: build

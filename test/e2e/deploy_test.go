@@ -21,7 +21,7 @@ import (
 	"github.com/zos-go/zos/pkg/provision/primitives"
 )
 
-func wgKey(t *testing.T) wgtypes.Key {
+func wgKey(t testing.TB) wgtypes.Key {
 	k, err := wgtypes.GeneratePrivateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestDeployAcrossTwoNodes(t *testing.T) {
 
 func gwid(id uint64) string { return strconv.FormatUint(id, 10) + "-1" }
 
-func zdbNamespace(t *testing.T, data string) string {
+func zdbNamespace(t testing.TB, data string) string {
 	i := strings.Index(data, `"namespace":"`)
 	if i < 0 {
 		t.Fatalf("no namespace in %s", data)
@@ -140,7 +140,7 @@ func zdbNamespace(t *testing.T, data string) string {
 
 // uploadBusybox packs a busybox tree serving /www into an flist whose blocks
 // are on the hub, uploads it for u and returns its URL as nodes see it.
-func uploadBusybox(t *testing.T, g *grid, u *user) string {
+func uploadBusybox(t testing.TB, g *grid, u *user) string {
 	t.Helper()
 	root := testutil.TempDir(t)
 	for _, d := range []string{"bin", "www", "data", "tmp", "etc"} {
@@ -165,7 +165,7 @@ func uploadBusybox(t *testing.T, g *grid, u *user) string {
 	}
 	return publishFlist(t, g, u, root, "busybox.fl")
 }
-func laptopAccess(t *testing.T, g *grid, nr *gridtypes.Network, id uint64, u *user, key wgtypes.Key) network.Access {
+func laptopAccess(t testing.TB, g *grid, nr *gridtypes.Network, id uint64, u *user, key wgtypes.Key) network.Access {
 	t.Helper()
 	r, err := g.client.Reservation(t.Context(), id)
 	if err != nil {
@@ -184,7 +184,7 @@ func laptopAccess(t *testing.T, g *grid, nr *gridtypes.Network, id uint64, u *us
 
 // joinLaptop makes a "laptop" namespace on the grid's internet, with a
 // userspace WireGuard interface configured from acc.
-func joinLaptop(t *testing.T, g *grid, ns string, acc network.Access) {
+func joinLaptop(t testing.TB, g *grid, ns string, acc network.Access) {
 	t.Helper()
 	if _, err := netns.Create(ns); err != nil {
 		t.Fatal(err)

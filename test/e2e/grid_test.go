@@ -37,7 +37,7 @@ var (
 
 // binaries returns the directory of the zos binaries: $ZOS_BIN (make
 // test-e2e sets it), else a fresh build.
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("ZOS_BIN"); d != "" {
 		abs, err := filepath.Abs(d)
@@ -64,12 +64,12 @@ func binaries(t *testing.T) string {
 // with a check that it left nothing behind.
 type grid struct {
 	*devgrid.Grid
-	t      *testing.T
+	t      testing.TB
 	cfg    devgrid.Config
 	client *explorer.Client
 }
 
-func startGrid(t *testing.T, nodes int) *grid {
+func startGrid(t testing.TB, nodes int) *grid {
 	t.Helper()
 	testutil.RequireRoot(t, "ip", "nsenter", "losetup", "mkfs.btrfs", "containerd", "runc", "redis-cli", "wg")
 	cfg := devgrid.DefaultConfig()
@@ -78,7 +78,7 @@ func startGrid(t *testing.T, nodes int) *grid {
 	cfg.Bin = binaries(t)
 	cfg.Prefix = "ze"
 	cfg.APIAddr = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cfg.SSDBytes, cfg.HDDBytes = 24<<30, 8<<30
+	cfg.SSDBytes, cfg.HDDBytes = 24<<30, 24<<30
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -109,7 +109,7 @@ func startGrid(t *testing.T, nodes int) *grid {
 	return &grid{Grid: g, t: t, cfg: cfg, client: explorer.NewClient(g.ExplorerURL(), nil)}
 }
 
-func dumpLogs(t *testing.T, root string) {
+func dumpLogs(t testing.TB, root string) {
 	logs, _ := filepath.Glob(filepath.Join(root, "node*", "log", "zinit.log"))
 	logs = append(logs, filepath.Join(root, "log", "explorer.log"))
 	for _, l := range logs {
@@ -228,7 +228,7 @@ func (u *user) result(id uint64, timeout time.Duration, states ...gridtypes.Resu
 		if time.Now().After(deadline) {
 			t.Fatalf("reservation %d: no result %v after %v (last %+v, %v)", id, states, timeout, r, err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -273,7 +273,7 @@ func inNS(ns string, name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func waitCmd(t *testing.T, timeout time.Duration, what string, fn func() (string, error)) string {
+func waitCmd(t testing.TB, timeout time.Duration, what string, fn func() (string, error)) string {
 	t.Helper()
 	var out string
 	testutil.WaitFor(t, timeout, what, func() error {

@@ -38,7 +38,7 @@ func webContainer(fl string, host int, vol uint64) *gridtypes.Container {
 	return c
 }
 
-func demoNetwork(t *testing.T) *gridtypes.Network {
+func demoNetwork(t testing.TB) *gridtypes.Network {
 	k := wgKey(t)
 	return &gridtypes.Network{
 		Name: "demo", NetworkIPRange: "10.42.0.0/16", IPRange: "10.42.1.0/24",
@@ -120,7 +120,7 @@ func TestPowerCut(t *testing.T) {
 	}
 }
 
-func redisIn(t *testing.T, g *grid, script string) string {
+func redisIn(t testing.TB, g *grid, script string) string {
 	t.Helper()
 	cmd := exec.Command("nsenter", "--net="+netns.Path(g.InetNS()), "--", "redis-cli", "-h", "10.99.1.2", "-p", "9900")
 	cmd.Stdin = strings.NewReader(script)
@@ -130,7 +130,7 @@ func redisIn(t *testing.T, g *grid, script string) string {
 
 // writeIntoVolume writes a file into a volume through the storage pool's
 // mount on the node (as the container would).
-func writeIntoVolume(t *testing.T, api string, vol uint64, name, content string) {
+func writeIntoVolume(t testing.TB, api string, vol uint64, name, content string) {
 	t.Helper()
 	matches, _ := globVolume(api, vol)
 	if len(matches) != 1 {
@@ -267,7 +267,7 @@ func TestChaosKillAgent(t *testing.T) {
 }
 
 // containerPid returns the pid of the task of container reservation id.
-func containerPid(t *testing.T, node *devgrid.Node, user, id uint64) int {
+func containerPid(t testing.TB, node *devgrid.Node, user, id uint64) int {
 	t.Helper()
 	for name, pid := range tasks(t, node, user) {
 		if name == gwid(id) {
@@ -279,7 +279,7 @@ func containerPid(t *testing.T, node *devgrid.Node, user, id uint64) int {
 }
 
 // tasks lists the containerd tasks of user's containers on node, by name.
-func tasks(t *testing.T, node *devgrid.Node, user uint64) map[string]int {
+func tasks(t testing.TB, node *devgrid.Node, user uint64) map[string]int {
 	t.Helper()
 	sock := node.Root + "/root/containerd/containerd.sock"
 	out, err := exec.Command("ctr", "-a", sock, "-n", "ns"+strconv.FormatUint(user, 10), "tasks", "ls").CombinedOutput()

@@ -86,7 +86,7 @@ func lastLine(s string) string {
 
 // uploadVMImage publishes an flist holding /kernel and /initrd.gz of the
 // test guest.
-func uploadVMImage(t *testing.T, g *grid, u *user, k vmtest.GuestKernel) string {
+func uploadVMImage(t testing.TB, g *grid, u *user, k vmtest.GuestKernel) string {
 	t.Helper()
 	root := testutil.TempDir(t)
 	initrd, err := vmtest.BuildInitramfs(k)
@@ -109,7 +109,7 @@ func uploadVMImage(t *testing.T, g *grid, u *user, k vmtest.GuestKernel) string 
 // publishFlist packs dir into an flist with the user's CLI (blocks uploaded
 // through the forwarded API, the nodes' view of the block store recorded in
 // the flist) and returns its URL as nodes see it.
-func publishFlist(t *testing.T, g *grid, u *user, dir, name string) string {
+func publishFlist(t testing.TB, g *grid, u *user, dir, name string) string {
 	t.Helper()
 	hub := g.ExplorerURL() + "/hub"
 	fl := filepath.Join(testutil.TempDir(t), name)

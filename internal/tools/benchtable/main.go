@@ -30,9 +30,13 @@ func main() {
 	pkgs := flag.String("pkgs", "./...", "packages to benchmark")
 	filter := flag.String("bench", "^BenchmarkRow", "benchmark regexp")
 	timeout := flag.String("timeout", "60m", "go test timeout")
+	tags := flag.String("tags", "", "build tags (e2e adds the development grid rows)")
 	flag.Parse()
 
 	args := []string{"test", "-run", "^$", "-bench", *filter, "-benchtime=1x", "-timeout", *timeout}
+	if *tags != "" {
+		args = append(args, "-tags", *tags)
+	}
 	args = append(args, strings.Fields(*pkgs)...)
 	cmd := exec.Command("go", args...)
 	cmd.Stderr = os.Stderr
