@@ -168,6 +168,17 @@ func (a *Agent) reportLoop(ctx context.Context, g *gridConn) error {
 				a.log.Warn("capacity report", "err", err)
 			}
 		}
+		if a.network != nil {
+			// The WireGuard ports in use, so users pick free ones.
+			if err := g.SetPorts(ctx, a.network.WGPorts()); err != nil {
+				a.log.Warn("ports report", "err", err)
+			}
+			if ifs := a.interfaces(); len(ifs) > 0 {
+				if err := g.SetInterfaces(ctx, ifs); err != nil {
+					a.log.Warn("interfaces report", "err", err)
+				}
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -215,4 +226,21 @@ func (g *gridConn) PublicGateway(ctx context.Context, ip netip.Prefix) (netip.Ad
 		return gw, nil
 	}
 	return netip.Addr{}, fmt.Errorf("public ip %s: not in the farm's pool: %w", ip, os.ErrNotExist)
+}
+
+// interfaces lists the node's zos bridge addresses (what the original
+// reported as the node's interfaces).
+func (a *Agent) interfaces() []gridtypes.Iface {
+	ips, err := a.network.Addrs("zos", "")
+	if err != nil || len(ips) == 0 {
+		return nil
+	}
+	iface := gridtypes.Iface{Name: "zos"}
+	for _, ip := range ips {
+		iface.Addrs = append(iface.Addrs, ip.String())
+	}
+	if gw := a.cfg.Network.Gateway; gw != "" {
+		iface.Gateway = []string{gw}
+	}
+	return []gridtypes.Iface{iface}
 }
