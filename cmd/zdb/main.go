@@ -36,6 +36,7 @@ func run() error {
 	fs.IntVar(&scfg.Port, "port", scfg.Port, "listen port")
 	fs.StringVar(&scfg.Socket, "socket", "", "unix socket path (TCP off unless --dualnet)")
 	fs.BoolVar(&scfg.DualNet, "dualnet", false, "serve TCP and the unix socket")
+	fs.IntVar(&scfg.EventLoops, "eventloops", 0, "event loops serving the clients (0: one per 4 CPUs, -1: a goroutine per client)")
 	fs.StringVar(&scfg.AdminPassword, "admin", "", "admin password (none: every client is admin)")
 	fs.BoolVar(&scfg.Protect, "protect", false, "default namespace read-only without the admin password")
 	fs.Int64Var(&ecfg.DataSize, "datasize", ecfg.DataSize, "data file size before rotation (bytes)")

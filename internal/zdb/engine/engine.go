@@ -301,7 +301,7 @@ func (e *Engine) Delete(name string) error {
 
 // Flush removes every key of ns and starts it afresh, keeping its settings.
 func (e *Engine) Flush(ns *Namespace) error {
-	ns.mu.Lock()
+	ns.lock()
 	defer ns.mu.Unlock()
 	if ns.closed {
 		return ErrClosed

@@ -11,7 +11,8 @@
 //	<data>/N/d<id>            data files: 28 B header, entries of 18 B + key + payload
 //
 // Index and data file ids advance together. The engine is safe for concurrent
-// use; each namespace has its own lock.
+// use; each namespace has its own lock. Entries of new keys may be written in
+// batches (SetBatched, Commit; batch.go): fewer system calls, same bytes.
 package engine
 
 import (

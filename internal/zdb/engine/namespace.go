@@ -49,6 +49,8 @@ type Namespace struct {
 	oldDirty     map[uint32]bool // older index files written in place since the last sync; guarded by mu
 	buf          []byte          // write scratch; guarded by mu
 
+	batch batch // entries of new keys not written yet; guarded by mu
+
 	written atomic.Uint64 // count of writes, for group commit
 	synced  groupSync
 }
@@ -79,6 +81,7 @@ func (e *Engine) openNamespace(name string, def Descriptor) (*Namespace, error) 
 		log:     e.log.With("namespace", name),
 		dirty:   map[uint32]bool{},
 	}
+	ns.batch.id = 1
 	ns.synced.cond = sync.NewCond(&ns.synced.mu)
 	for _, d := range []string{ns.idxDir, ns.dataDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -380,7 +383,7 @@ func (ns *Namespace) freshLocked() bool {
 
 // close closes the files; later calls fail with ErrClosed.
 func (ns *Namespace) close() {
-	ns.mu.Lock()
+	ns.lock()
 	defer ns.mu.Unlock()
 	if ns.closed {
 		return

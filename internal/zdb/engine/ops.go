@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,9 @@ import (
 type SetResult struct {
 	Key       []byte // the key stored (the new id in sequential mode)
 	Unchanged bool   // the value was already stored: nothing written
+	// Batch is the write batch holding the entry (SetBatched), 0 when it
+	// was written at once: Commit(Batch) tells whether it reached the files.
+	Batch uint64
 }
 
 // Set stores value under key. In user mode key must not be empty; in
@@ -29,7 +33,7 @@ func (ns *Namespace) Set(key, value []byte, timestamp uint32) (SetResult, error)
 		timestamp = uint32(time.Now().Unix())
 	}
 	ns.mu.Lock()
-	res, err := ns.setLocked(key, value, timestamp)
+	res, err := ns.setLocked(key, value, timestamp, false)
 	w := ns.written.Load()
 	ns.mu.Unlock()
 	if err != nil || res.Unchanged {
@@ -41,6 +45,29 @@ func (ns *Namespace) Set(key, value []byte, timestamp uint32) (SetResult, error)
 		}
 	}
 	return res, nil
+}
+
+// SetBatched is Set for an event loop serving many clients. The entry of a
+// new key (a new id in sequential mode) joins the current write batch, and
+// the batch is written with one write per file; replacing a key writes at
+// once, as Set does. Before telling its client that the write is done, the
+// caller must call Commit(res.Batch), which writes the batch unless another
+// operation on the namespace did, and reports whether the entry reached the
+// files: a batch that fails to be written is undone as a whole. SetBatched
+// does not wait for fsync (Config.Sync): callers that must, use Set.
+func (ns *Namespace) SetBatched(key, value []byte, timestamp uint32) (SetResult, error) {
+	if len(key) > MaxKeySize {
+		return SetResult{}, ErrKeyTooLarge
+	}
+	if uint64(len(value)) > maxPayload {
+		return SetResult{}, ErrPayloadTooLong
+	}
+	if timestamp == 0 {
+		timestamp = uint32(time.Now().Unix())
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	return ns.setLocked(key, value, timestamp, true)
 }
 
 // maxPayload is the largest payload a data entry can describe.
@@ -58,7 +85,16 @@ func (ns *Namespace) writableLocked() error {
 	return nil
 }
 
-func (ns *Namespace) setLocked(key, value []byte, timestamp uint32) (SetResult, error) {
+// setLocked stores value under key. With batched, the entry of a new key
+// joins the write batch; otherwise (or for a key replaced) the batch is
+// written first and the entry written at once.
+func (ns *Namespace) setLocked(key, value []byte, timestamp uint32, batched bool) (SetResult, error) {
+	if !batched || (ns.mode == ModeSeq && len(key) > 0) {
+		// the entry goes after the batch; a failed batch was undone and
+		// reported to its own writers
+		_ = ns.flushLocked()
+		batched = false
+	}
 	if err := ns.writableLocked(); err != nil {
 		return SetResult{}, err
 	}
@@ -98,6 +134,14 @@ func (ns *Namespace) setLocked(key, value []byte, timestamp uint32) (SetResult, 
 	crc := CRC(value)
 	if exists && old.CRC == crc && (ns.mode == ModeUser || old.Length == uint32(len(value))) {
 		return SetResult{Key: key, Unchanged: true}, nil
+	}
+	if batched {
+		if !exists {
+			return ns.batchNewLocked(key, value, crc, timestamp)
+		}
+		// a replacement flags the old entry in place: write the batch, then
+		// check again against what the files hold
+		return ns.setLocked(key, value, timestamp, false)
 	}
 	if ns.datSize > DataHeaderSize && ns.datSize+int64(len(value)) > ns.eng.cfg.DataSize {
 		if err := ns.jumpLocked(); err != nil {
@@ -174,8 +218,15 @@ func seqIDOf(key []byte) (uint64, bool) {
 
 // seqEntryLocked reads the live index entry of sequential id.
 func (ns *Namespace) seqEntryLocked(id uint64) (IndexEntry, location, bool) {
+	e, loc, ok, _ := ns.seqEntryModeLocked(id, false)
+	return e, loc, ok
+}
+
+// seqEntryModeLocked is seqEntryLocked; with nowait it fails with
+// ErrWouldBlock rather than wait for the disk.
+func (ns *Namespace) seqEntryModeLocked(id uint64, nowait bool) (IndexEntry, location, bool, error) {
 	if id >= ns.nextSeq || len(ns.seqFirst) == 0 {
-		return IndexEntry{}, location{}, false
+		return IndexEntry{}, location{}, false, nil
 	}
 	// the last file whose first id is <= id
 	lo, hi := 0, len(ns.seqFirst)-1
@@ -189,23 +240,32 @@ func (ns *Namespace) seqEntryLocked(id uint64) (IndexEntry, location, bool) {
 	}
 	fid := uint32(lo)
 	off := uint32(IndexHeaderSize + (id-ns.seqFirst[lo])*(IndexEntrySize+SeqKeySize))
-	e, err := ns.readIndexEntryLocked(fid, off, SeqKeySize)
+	e, err := ns.readIndexEntryModeLocked(fid, off, SeqKeySize, nowait)
+	if errors.Is(err, ErrWouldBlock) {
+		return IndexEntry{}, location{}, false, err
+	}
 	if err != nil || e.Flags&FlagDeleted != 0 {
-		return IndexEntry{}, location{}, false
+		return IndexEntry{}, location{}, false, nil
 	}
 	if got, ok := seqIDOf(e.Key); !ok || got != id {
-		return IndexEntry{}, location{}, false
+		return IndexEntry{}, location{}, false, nil
 	}
-	return e, location{DataID: e.DataID, Offset: e.Offset, Length: e.Length, IdxID: fid, IdxOff: off, CRC: e.CRC}, true
+	return e, location{DataID: e.DataID, Offset: e.Offset, Length: e.Length, IdxID: fid, IdxOff: off, CRC: e.CRC}, true, nil
 }
 
 // readIndexEntryLocked reads the entry of key length klen at (fid, off).
 func (ns *Namespace) readIndexEntryLocked(fid, off uint32, klen int) (IndexEntry, error) {
+	return ns.readIndexEntryModeLocked(fid, off, klen, false)
+}
+
+// readIndexEntryModeLocked is readIndexEntryLocked; with nowait it fails
+// with ErrWouldBlock rather than wait for the disk.
+func (ns *Namespace) readIndexEntryModeLocked(fid, off uint32, klen int, nowait bool) (IndexEntry, error) {
 	if int(fid) >= len(ns.idxFiles) {
 		return IndexEntry{}, fmt.Errorf("index file %d: %w", fid, os.ErrNotExist)
 	}
 	b := make([]byte, IndexEntrySize+klen)
-	if _, err := ns.idxFiles[fid].ReadAt(b, int64(off)); err != nil {
+	if err := pread(ns.idxFiles[fid], b, int64(off), nowait); err != nil {
 		return IndexEntry{}, err
 	}
 	ns.eng.stats.IndexReadBytes.Add(uint64(len(b)))
@@ -312,6 +372,9 @@ func (ns *Namespace) markOldDirtyLocked(fid uint32) {
 
 // jumpLocked closes the current file pair (synced) and starts the next one.
 func (ns *Namespace) jumpLocked() error {
+	if err := ns.flushLocked(); err != nil {
+		return err
+	}
 	old := ns.fileID
 	if err := fdatasync(ns.datFiles[old]); err != nil {
 		return err
@@ -332,7 +395,7 @@ func (ns *Namespace) jumpLocked() error {
 // Jump closes the current index and data files and opens the next ids
 // (NSJUMP). It returns the new file id.
 func (ns *Namespace) Jump() (uint32, error) {
-	ns.mu.Lock()
+	ns.lock()
 	defer ns.mu.Unlock()
 	if ns.closed {
 		return 0, ErrClosed
@@ -353,6 +416,7 @@ func (ns *Namespace) Del(key []byte, timestamp uint32) error {
 		timestamp = uint32(time.Now().Unix())
 	}
 	ns.mu.Lock()
+	_ = ns.flushLocked()
 	err := ns.delLocked(key, timestamp)
 	w := ns.written.Load()
 	ns.mu.Unlock()
@@ -393,18 +457,26 @@ func (ns *Namespace) delLocked(key []byte, timestamp uint32) error {
 
 // lookupLocked finds the live version of key.
 func (ns *Namespace) lookupLocked(key []byte) (location, bool) {
+	loc, ok, _ := ns.lookupModeLocked(key, false)
+	return loc, ok
+}
+
+// lookupModeLocked is lookupLocked; with nowait it fails with ErrWouldBlock
+// rather than wait for the disk.
+func (ns *Namespace) lookupModeLocked(key []byte, nowait bool) (location, bool, error) {
 	if ns.closed {
-		return location{}, false
+		return location{}, false, nil
 	}
 	if ns.mode == ModeUser {
-		return ns.mem.get(key)
+		loc, ok := ns.mem.get(key)
+		return loc, ok, nil
 	}
 	id, ok := seqIDOf(key)
 	if !ok {
-		return location{}, false
+		return location{}, false, nil
 	}
-	_, loc, ok := ns.seqEntryLocked(id)
-	return loc, ok
+	_, loc, ok, err := ns.seqEntryModeLocked(id, nowait)
+	return loc, ok, err
 }
 
 func (ns *Namespace) readableLocked() error {
@@ -419,8 +491,7 @@ func (ns *Namespace) readableLocked() error {
 
 // Get returns the value of key, or nil and false when it is missing.
 func (ns *Namespace) Get(key []byte) ([]byte, bool, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return nil, false, err
 	}
@@ -439,20 +510,31 @@ func (ns *Namespace) Get(key []byte) ([]byte, bool, error) {
 // server reads straight into its reply buffer). dst is returned unchanged
 // when the key is missing or on error.
 func (ns *Namespace) AppendGet(dst, key []byte, header func([]byte, int) []byte) ([]byte, bool, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	return ns.appendGet(dst, key, header, false)
+}
+
+// AppendGetCached is AppendGet for callers that must not wait for the disk
+// (an event loop): when the entry is not in the page cache it fails with
+// ErrWouldBlock, having done nothing, and the caller runs AppendGet where
+// waiting is harmless.
+func (ns *Namespace) AppendGetCached(dst, key []byte, header func([]byte, int) []byte) ([]byte, bool, error) {
+	return ns.appendGet(dst, key, header, true)
+}
+
+func (ns *Namespace) appendGet(dst, key []byte, header func([]byte, int) []byte, nowait bool) ([]byte, bool, error) {
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return dst, false, err
 	}
-	loc, ok := ns.lookupLocked(key)
-	if !ok {
-		return dst, false, nil
+	loc, ok, err := ns.lookupModeLocked(key, nowait)
+	if err != nil || !ok {
+		return dst, false, err
 	}
 	orig := len(dst)
 	dst = header(dst, int(loc.Length))
 	n := len(dst)
 	dst = append(dst, make([]byte, loc.Length)...)
-	if err := ns.readAtLocked(loc.DataID, dst[n:], int64(loc.Offset)+DataEntrySize+int64(len(key))); err != nil {
+	if err := ns.readAtModeLocked(loc.DataID, dst[n:], int64(loc.Offset)+DataEntrySize+int64(len(key)), nowait); err != nil {
 		return dst[:orig], false, err
 	}
 	return dst, true, nil
@@ -467,11 +549,20 @@ func (ns *Namespace) readPayloadLocked(loc location, klen int) ([]byte, error) {
 }
 
 func (ns *Namespace) readAtLocked(fid uint32, b []byte, off int64) error {
+	return ns.readAtModeLocked(fid, b, off, false)
+}
+
+// readAtModeLocked is readAtLocked; with nowait it fails with ErrWouldBlock
+// rather than wait for the disk.
+func (ns *Namespace) readAtModeLocked(fid uint32, b []byte, off int64, nowait bool) error {
 	if int(fid) >= len(ns.datFiles) {
 		ns.eng.stats.DataReadFailed.Add(1)
 		return ErrReadData
 	}
-	if _, err := ns.datFiles[fid].ReadAt(b, off); err != nil {
+	if err := pread(ns.datFiles[fid], b, off, nowait); err != nil {
+		if errors.Is(err, ErrWouldBlock) {
+			return err
+		}
 		ns.eng.stats.DataReadFailed.Add(1)
 		ns.log.Error("data read failed", "file", ns.datPath(fid), "offset", off, "err", err)
 		return ErrReadData
@@ -482,8 +573,7 @@ func (ns *Namespace) readAtLocked(fid uint32, b []byte, off int64) error {
 
 // Exists reports whether key is live.
 func (ns *Namespace) Exists(key []byte) (bool, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return false, err
 	}
@@ -493,8 +583,7 @@ func (ns *Namespace) Exists(key []byte) (bool, error) {
 
 // Length returns the payload length of key.
 func (ns *Namespace) Length(key []byte) (uint32, bool, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return 0, false, err
 	}
@@ -504,8 +593,7 @@ func (ns *Namespace) Length(key []byte) (uint32, bool, error) {
 
 // KeyTime returns the timestamp of the live version of key.
 func (ns *Namespace) KeyTime(key []byte) (uint32, bool, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return 0, false, err
 	}
@@ -522,8 +610,7 @@ func (ns *Namespace) KeyTime(key []byte) (uint32, bool, error) {
 
 // Check reports whether the stored payload of key still matches its CRC.
 func (ns *Namespace) Check(key []byte) (valid, found bool, err error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return false, false, err
 	}

@@ -6,7 +6,7 @@ import (
 
 // reload drops the in-memory state and replays the files again.
 func (ns *Namespace) reload() error {
-	ns.mu.Lock()
+	ns.lock()
 	defer ns.mu.Unlock()
 	if ns.closed {
 		return ErrClosed
@@ -30,7 +30,7 @@ func (ns *Namespace) SetProperty(prop, value string) error {
 	if ns.name == DefaultNamespace {
 		return ErrDefaultUpdate
 	}
-	ns.mu.Lock()
+	ns.lock()
 	defer ns.mu.Unlock()
 	if ns.closed {
 		return ErrClosed

@@ -33,8 +33,7 @@ type scanPos struct {
 // after cursor, or at the first (last) key when cursor is nil. It fails with
 // ErrNoMoreData at the end and ErrInvalidCursor on a forged cursor.
 func (ns *Namespace) Scan(cursor []byte, forward bool) (ScanResult, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return ScanResult{}, err
 	}
@@ -162,8 +161,7 @@ func (ns *Namespace) lastLive() (scanPos, IndexEntry, bool) {
 
 // KeyCursor returns the cursor of key (KEYCUR), usable with Scan.
 func (ns *Namespace) KeyCursor(key []byte) ([]byte, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return nil, err
 	}
@@ -184,8 +182,7 @@ type HistoryItem struct {
 // History returns the current version of key when ref is nil, else the
 // version ref points to (a Prev of an earlier call).
 func (ns *Namespace) History(key, ref []byte) (HistoryItem, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return HistoryItem{}, err
 	}
@@ -235,8 +232,7 @@ type RawEntry struct {
 
 // DataRaw reads the data record at offset of data file fid.
 func (ns *Namespace) DataRaw(fid, offset uint32) (RawEntry, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return RawEntry{}, err
 	}
@@ -259,8 +255,7 @@ func (ns *Namespace) DataRaw(fid, offset uint32) (RawEntry, error) {
 
 // KScan returns the live keys starting with prefix (user mode only).
 func (ns *Namespace) KScan(prefix []byte) ([][]byte, error) {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
+	defer ns.runlock(ns.rlock())
 	if err := ns.readableLocked(); err != nil {
 		return nil, err
 	}
@@ -283,7 +278,7 @@ func (ns *Namespace) KScan(prefix []byte) ([][]byte, error) {
 // DirtyIndexes returns the ids of the index files written since the last
 // reset (INDEX DIRTY), and clears the set when reset is true.
 func (ns *Namespace) DirtyIndexes(reset bool) []uint32 {
-	ns.mu.Lock()
+	ns.lock()
 	defer ns.mu.Unlock()
 	var ids []uint32
 	for id := uint32(0); int(id) <= int(ns.fileID); id++ {

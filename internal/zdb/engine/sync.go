@@ -38,7 +38,7 @@ func (ns *Namespace) durable(w uint64) error {
 // syncFiles fsyncs the current files and the older index files written in
 // place. It returns the write count covered.
 func (ns *Namespace) syncFiles() (uint64, error) {
-	ns.mu.Lock()
+	ns.lock()
 	if ns.closed {
 		ns.mu.Unlock()
 		return 0, ErrClosed

@@ -14,22 +14,43 @@ type command struct {
 	name  string
 	fn    handler
 	write bool // forwarded to MIRROR clients
+	// loop reports whether the command may run on an event loop: it never
+	// waits for the disk or for another client there. nil: never; the loop
+	// has a goroutine run it.
+	loop func(s *Server, c *client, args [][]byte) bool
+	// own: the command needs the connection to itself (it writes to it from
+	// a goroutine): an event loop hands the connection over for good.
+	own bool
 }
+
+// Event loop rules (see command.loop).
+var (
+	loopAlways = func(*Server, *client, [][]byte) bool { return true }
+	// loopUser: memory lookups in user mode; sequential mode reads the index.
+	loopUser = func(_ *Server, c *client, _ [][]byte) bool { return c.ns.Mode() == engine.ModeUser }
+	// loopSet: a write that needs no read, unless --sync waits for fsync.
+	loopSet = func(s *Server, c *client, args [][]byte) bool {
+		return !s.syncWrites && (len(args) < 2 || len(args[1]) == 0 || c.ns.Mode() == engine.ModeUser)
+	}
+	loopDel = func(s *Server, c *client, _ [][]byte) bool {
+		return !s.syncWrites && c.ns.Mode() == engine.ModeUser
+	}
+)
 
 var commands map[string]*command
 
 func init() {
 	commands = map[string]*command{}
 	for _, cmd := range []*command{
-		{name: "PING", fn: cmdPing},
-		{name: "TIME", fn: cmdTime},
-		{name: "AUTH", fn: cmdAuth},
-		{name: "SET", fn: cmdSet, write: true},
-		{name: "SETX", fn: cmdSet, write: true},
-		{name: "GET", fn: cmdGet},
-		{name: "MGET", fn: cmdMGet},
-		{name: "DEL", fn: cmdDel, write: true},
-		{name: "EXISTS", fn: cmdExists},
+		{name: "PING", fn: cmdPing, loop: loopAlways},
+		{name: "TIME", fn: cmdTime, loop: loopAlways},
+		{name: "AUTH", fn: cmdAuth, loop: loopAlways},
+		{name: "SET", fn: cmdSet, write: true, loop: loopSet},
+		{name: "SETX", fn: cmdSet, write: true, loop: loopSet},
+		{name: "GET", fn: cmdGet, loop: loopAlways},   // reads the page cache only
+		{name: "MGET", fn: cmdMGet, loop: loopAlways}, // reads the page cache only
+		{name: "DEL", fn: cmdDel, write: true, loop: loopDel},
+		{name: "EXISTS", fn: cmdExists, loop: loopUser},
 		{name: "CHECK", fn: cmdCheck},
 		{name: "SCAN", fn: cmdScan},
 		{name: "SCANX", fn: cmdScan},
@@ -37,26 +58,26 @@ func init() {
 		{name: "KSCAN", fn: cmdKScan},
 		{name: "HISTORY", fn: cmdHistory},
 		{name: "KEYCUR", fn: cmdKeyCur},
-		{name: "LENGTH", fn: cmdLength},
+		{name: "LENGTH", fn: cmdLength, loop: loopUser},
 		{name: "KEYTIME", fn: cmdKeyTime},
-		{name: "INFO", fn: cmdInfo},
-		{name: "STOP", fn: cmdStop},
-		{name: "DBSIZE", fn: cmdDBSize},
+		{name: "INFO", fn: cmdInfo, loop: loopAlways},
+		{name: "STOP", fn: cmdStop, loop: loopAlways},
+		{name: "DBSIZE", fn: cmdDBSize, loop: loopAlways},
 		{name: "NSNEW", fn: cmdNSNew},
 		{name: "NSDEL", fn: cmdNSDel},
-		{name: "NSLIST", fn: cmdNSList},
+		{name: "NSLIST", fn: cmdNSList, loop: loopAlways},
 		{name: "NSSET", fn: cmdNSSet},
-		{name: "NSINFO", fn: cmdNSInfo},
+		{name: "NSINFO", fn: cmdNSInfo, loop: loopAlways},
 		{name: "NSJUMP", fn: cmdNSJump},
-		{name: "SELECT", fn: cmdSelect},
+		{name: "SELECT", fn: cmdSelect, loop: loopAlways},
 		{name: "RELOAD", fn: cmdReload},
 		{name: "FLUSH", fn: cmdFlush, write: true},
 		{name: "HOOKS", fn: cmdHooks},
 		{name: "INDEX", fn: cmdIndex},
 		{name: "DATA", fn: cmdData},
-		{name: "WAIT", fn: cmdWait},
-		{name: "MIRROR", fn: cmdMirror},
-		{name: "MASTER", fn: cmdMaster},
+		{name: "WAIT", fn: cmdWait, own: true},
+		{name: "MIRROR", fn: cmdMirror, own: true},
+		{name: "MASTER", fn: cmdMaster, loop: loopAlways},
 	} {
 		commands[cmd.name] = cmd
 	}
@@ -78,25 +99,46 @@ func lookup(name []byte) *command {
 }
 
 func (s *Server) dispatch(c *client, args [][]byte) {
+	s.dispatchOn(c, args, false)
+}
+
+// dispatchOn runs one request. On an event loop (loop) it returns ran ==
+// false, having changed nothing, when the command must run on a goroutine:
+// it may wait, or its data is not in the page cache; own: the connection
+// must move to that goroutine for good.
+func (s *Server) dispatchOn(c *client, args [][]byte, loop bool) (ran, own bool) {
 	if c.ns.Closed() {
 		c.out = resp.AppendError(c.out, engine.ErrClosed.Reply())
 		c.quit = true
-		return
+		return true, false
 	}
 	cmd := lookup(args[0])
 	if cmd == nil {
 		s.stats.cmdsFailed.Add(1)
 		c.out = resp.AppendError(c.out, "Command not supported")
-		return
+		return true, false
+	}
+	if loop && (cmd.loop == nil || !cmd.loop(s, c, args)) {
+		return false, cmd.own
 	}
 	s.stats.cmdsValid.Add(1)
+	mark := len(c.out)
+	c.cachedOnly = loop
 	cmd.fn(s, c, args)
+	c.cachedOnly = false
+	if c.wouldBlock {
+		c.wouldBlock = false
+		c.out = c.out[:mark]
+		s.stats.cmdsValid.Add(^uint64(0))
+		return false, false
+	}
 	if s.waits.active() {
 		s.waits.notify(c.ns, cmd.name, c)
 	}
 	if cmd.write && s.mirrors.active() {
 		s.mirrors.forward(c, args)
 	}
+	return true, false
 }
 
 // replyErr sends the 0-db error line for err.
@@ -183,7 +225,15 @@ func cmdSet(s *Server, c *client, args [][]byte) {
 		c.out = resp.AppendError(c.out, "Namespace is in read-only mode")
 		return
 	}
-	res, err := c.ns.Set(args[1], args[2], ts)
+	var (
+		res engine.SetResult
+		err error
+	)
+	if c.cachedOnly { // on an event loop, which commits the batch
+		res, err = c.ns.SetBatched(args[1], args[2], ts)
+	} else {
+		res, err = c.ns.Set(args[1], args[2], ts)
+	}
 	if err != nil {
 		s.replyErr(c, err)
 		return
@@ -192,7 +242,11 @@ func cmdSet(s *Server, c *client, args [][]byte) {
 		c.out = resp.AppendNil(c.out)
 		return
 	}
+	start := len(c.out)
 	c.out = resp.AppendBulk(c.out, res.Key)
+	if res.Batch != 0 {
+		c.batched = append(c.batched, batchedReply{ns: c.ns, batch: res.Batch, start: start, end: len(c.out)})
+	}
 }
 
 func cmdGet(s *Server, c *client, args [][]byte) {
@@ -202,10 +256,26 @@ func cmdGet(s *Server, c *client, args [][]byte) {
 	s.appendValue(c, args[1])
 }
 
-// appendValue appends the bulk value of key (nil when missing).
+// appendValue appends the bulk value of key (nil when missing). On an event
+// loop it only reads the page cache, and flags the client when the value is
+// not there.
 func (s *Server) appendValue(c *client, key []byte) {
-	out, ok, err := c.ns.AppendGet(c.out, key, resp.AppendBulkHeader)
+	if c.wouldBlock {
+		return
+	}
+	var (
+		out []byte
+		ok  bool
+		err error
+	)
+	if c.cachedOnly {
+		out, ok, err = c.ns.AppendGetCached(c.out, key, resp.AppendBulkHeader)
+	} else {
+		out, ok, err = c.ns.AppendGet(c.out, key, resp.AppendBulkHeader)
+	}
 	switch {
+	case errors.Is(err, engine.ErrWouldBlock):
+		c.wouldBlock = true
 	case err != nil:
 		s.replyErr(c, err)
 	case !ok:

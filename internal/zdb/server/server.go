@@ -2,9 +2,17 @@
 // connections on TCP and/or a unix socket and runs the 0-db command set
 // against the engine, with replies and error lines byte-identical to the
 // original 0-db where clients parse them.
+//
+// Connections are served by event loops (loop.go), as redis serves them:
+// each round reads what the sockets hold, runs the complete requests, writes
+// the new keys' entries to the files in one batch and sends the replies. A
+// command that may wait (disk reads not in the page cache, --sync writes,
+// administration) runs on a goroutine meanwhile; Config.EventLoops < 0
+// serves every connection on a goroutine of its own instead.
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -14,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +48,10 @@ type Config struct {
 	Protect bool
 	// Hook is an executable run on events: hook <event> <instance-id> [args].
 	Hook string
+	// EventLoops is the number of event loops serving the connections
+	// (epoll, as redis does): 0 picks one per 4 CPUs; a negative number
+	// serves every connection on a goroutine of its own instead.
+	EventLoops int
 }
 
 // DefaultConfig returns 0-db's defaults: listen on [::]:9900.
@@ -78,8 +91,15 @@ type Server struct {
 	hooks   hookRunner
 	mirrors mirrorSet
 
+	// syncWrites: the engine acknowledges writes once synced (--sync).
+	syncWrites bool
+	loops      []*loop
+	nextLoop   atomic.Uint32
+	wg         sync.WaitGroup // accept loops, event loops, connection goroutines
+
 	mu      sync.Mutex
-	conns   map[net.Conn]struct{} // guarded by mu
+	conns   map[net.Conn]struct{} // connections served on goroutines; guarded by mu
+	closing bool                  // Run is stopping; guarded by mu
 	stop    context.CancelFunc    // guarded by mu
 	readyCh chan struct{}
 	addrs   []net.Addr // guarded by mu
@@ -97,6 +117,7 @@ func New(cfg Config, eng *engine.Engine, log *slog.Logger) *Server {
 		boot:       time.Now(),
 		conns:      map[net.Conn]struct{}{},
 		readyCh:    make(chan struct{}),
+		syncWrites: eng.Config().Sync,
 	}
 	s.waits.init()
 	s.hooks = hookRunner{path: cfg.Hook, instance: strconv.FormatUint(uint64(s.instanceID), 10), log: log}
@@ -156,6 +177,21 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		lns = append(lns, l)
 	}
+	n := s.cfg.EventLoops
+	if n == 0 {
+		n = max(1, (runtime.GOMAXPROCS(0)+3)/4)
+	}
+	for range n {
+		l, err := newLoop(s)
+		if err != nil {
+			for _, l := range s.loops {
+				l.closeFDs()
+			}
+			closeAll()
+			return err
+		}
+		s.loops = append(s.loops, l)
+	}
 	s.mu.Lock()
 	for _, l := range lns {
 		s.addrs = append(s.addrs, l.Addr())
@@ -164,22 +200,32 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	close(s.readyCh)
 
-	var wg sync.WaitGroup
-	for _, l := range lns {
-		wg.Add(1)
+	for _, l := range s.loops {
+		s.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			s.accept(ctx, l, &wg)
+			defer s.wg.Done()
+			l.run()
+		}()
+	}
+	for _, l := range lns {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.accept(ctx, l)
 		}()
 	}
 	<-ctx.Done()
 	closeAll()
 	s.mu.Lock()
+	s.closing = true
 	for c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
-	wg.Wait()
+	for _, l := range s.loops {
+		l.stop()
+	}
+	s.wg.Wait()
 	s.hooks.wait()
 	if s.cfg.Socket != "" {
 		_ = os.Remove(s.cfg.Socket)
@@ -187,7 +233,7 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) accept(ctx context.Context, l net.Listener, wg *sync.WaitGroup) {
+func (s *Server) accept(ctx context.Context, l net.Listener) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -205,18 +251,53 @@ func (s *Server) accept(ctx context.Context, l net.Listener, wg *sync.WaitGroup)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.serve(c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
+		s.stats.clients.Add(1)
+		cl, err := s.newClient()
+		if err != nil {
+			c.Close()
+			continue
+		}
+		if len(s.loops) > 0 {
+			lp := s.loops[int(s.nextLoop.Add(1))%len(s.loops)]
+			if err := lp.adopt(c, cl); err == nil {
+				continue
+			} else if !errors.Is(err, errLoopStopped) {
+				s.log.Warn("event loop refused a connection", "err", err)
+			}
+		}
+		s.goServe(c, cl, nil)
 	}
+}
+
+// newClient returns the state of a new connection, in the default
+// namespace.
+func (s *Server) newClient() (*client, error) {
+	def, err := s.eng.Namespace(engine.DefaultNamespace)
+	if err != nil {
+		return nil, err
+	}
+	return &client{ns: def, admin: s.cfg.AdminPassword == "", writable: !s.cfg.Protect}, nil
+}
+
+// goServe serves conn on a goroutine of its own, starting with the request
+// bytes in prefix (received by an event loop but not run yet).
+func (s *Server) goServe(conn net.Conn, c *client, prefix []byte) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.conns[conn] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		s.serve(conn, c, prefix)
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
 }
 
 // shutdown stops the server (STOP).
@@ -230,14 +311,46 @@ func (s *Server) shutdown() {
 
 // client is the state of one connection.
 type client struct {
-	conn     net.Conn
+	conn     net.Conn // nil while an event loop serves the connection
 	ns       *engine.Namespace
 	admin    bool
 	writable bool
 	master   bool
 	nonce    string
-	out      []byte
+	out      []byte // replies not sent yet
 	quit     bool
+	// cachedOnly: the command runs on an event loop and may read the page
+	// cache only; wouldBlock: it needed the disk, and runs again elsewhere.
+	cachedOnly bool
+	wouldBlock bool
+	// batched: replies to SETs whose entries wait in a write batch; they
+	// are sent once the batch is committed (see commitReplies)
+	batched []batchedReply
+}
+
+// batchedReply is the reply, at out[start:end], to a SET in a write batch.
+type batchedReply struct {
+	ns         *engine.Namespace
+	batch      uint64
+	start, end int
+}
+
+// commitReplies commits the write batches that hold c's SETs and, for a
+// batch that failed (and was undone), replaces the replies by the error.
+func (s *Server) commitReplies(c *client) {
+	for i := len(c.batched) - 1; i >= 0; i-- {
+		r := c.batched[i]
+		err := r.ns.Commit(r.batch)
+		if err == nil {
+			continue
+		}
+		rest := append([]byte(nil), c.out[r.end:]...)
+		c.out = c.out[:r.start]
+		s.replyErr(c, err)
+		c.out = append(c.out, rest...)
+	}
+	clear(c.batched)
+	c.batched = c.batched[:0]
 }
 
 // countingReader counts received bytes for INFO.
@@ -252,21 +365,17 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) serve(conn net.Conn) {
+// serve runs the requests of conn one after the other on this goroutine,
+// starting with those in prefix.
+func (s *Server) serve(conn net.Conn, c *client, prefix []byte) {
 	defer conn.Close()
-	s.stats.clients.Add(1)
-	def, err := s.eng.Namespace(engine.DefaultNamespace)
-	if err != nil {
-		return
-	}
-	c := &client{
-		conn:     conn,
-		ns:       def,
-		admin:    s.cfg.AdminPassword == "",
-		writable: !s.cfg.Protect,
-	}
+	c.conn = conn
 	defer s.mirrors.remove(c)
-	rd := resp.NewReader(countingReader{conn, &s.stats.netRx})
+	var r io.Reader = countingReader{conn, &s.stats.netRx}
+	if len(prefix) > 0 {
+		r = io.MultiReader(bytes.NewReader(prefix), r)
+	}
+	rd := resp.NewReader(r)
 	for {
 		args, err := rd.ReadRequest()
 		if err != nil {
