@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // dirFiles returns the zdb files under dir by name, without their headers
@@ -210,5 +212,56 @@ func TestBatchFailureUndone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAppendGetCached: a value in the page cache is returned as AppendGet
+// returns it; one that is not fails with ErrWouldBlock and leaves dst and
+// the error counters alone, and AppendGet still reads it.
+func TestAppendGetCached(t *testing.T) {
+	e := testEngine(t, t.TempDir(), ModeUser)
+	defer e.Close()
+	ns, _ := e.Namespace(DefaultNamespace)
+	value := bytes.Repeat([]byte("v"), 3000)
+	if _, err := ns.Set([]byte("k"), value, 0); err != nil {
+		t.Fatal(err)
+	}
+	header := func(b []byte, n int) []byte { return append(b, fmt.Sprintf("<%d>", n)...) }
+	want := append([]byte("prefix<3000>"), value...)
+	got, ok, err := ns.AppendGetCached([]byte("prefix"), []byte("k"), header)
+	if noWaitUnsupported.Load() {
+		t.Skip("RWF_NOWAIT not supported here")
+	}
+	if err != nil || !ok || !bytes.Equal(got, want) {
+		t.Fatalf("cached read: %q %v %v", got, ok, err)
+	}
+	if got, ok, err := ns.AppendGetCached(nil, []byte("missing"), header); err != nil || ok || len(got) != 0 {
+		t.Fatalf("missing key: %q %v %v", got, ok, err)
+	}
+
+	// drop the data from the page cache
+	ns.mu.RLock()
+	f := ns.datFiles[ns.fileID]
+	ns.mu.RUnlock()
+	if err := fdatasync(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	failed := e.Stats().DataReadFailed.Load()
+	got, ok, err = ns.AppendGetCached([]byte("prefix"), []byte("k"), header)
+	switch {
+	case errors.Is(err, ErrWouldBlock):
+		if ok || string(got) != "prefix" || e.Stats().DataReadFailed.Load() != failed {
+			t.Fatalf("would block: %q %v, failures %d", got, ok, e.Stats().DataReadFailed.Load()-failed)
+		}
+	case err != nil || !ok || !bytes.Equal(got, want):
+		t.Fatalf("cached read after eviction: %q %v %v", got, ok, err)
+	default:
+		t.Log("the page cache kept the data")
+	}
+	if got, ok, err := ns.AppendGet([]byte("prefix"), []byte("k"), header); err != nil || !ok || !bytes.Equal(got, want) {
+		t.Fatalf("read: %q %v %v", got, ok, err)
 	}
 }

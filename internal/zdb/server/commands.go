@@ -119,7 +119,9 @@ func (s *Server) dispatchOn(c *client, args [][]byte, loop bool) (ran, own bool)
 		return true, false
 	}
 	if loop && (cmd.loop == nil || !cmd.loop(s, c, args)) {
-		return false, cmd.own
+		// a client writing with --sync waits for fsync at every write: it
+		// is served best by a goroutine of its own (group commit)
+		return false, cmd.own || (cmd.write && s.syncWrites)
 	}
 	s.stats.cmdsValid.Add(1)
 	mark := len(c.out)

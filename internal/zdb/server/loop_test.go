@@ -370,3 +370,62 @@ func clientLoad(t *testing.T, addr string, w int) {
 		t.Errorf("PING = %q", r)
 	}
 }
+
+// TestWriteFailure: when the data file cannot grow (a file size limit), the
+// SETs that cannot be written get "-Cannot write data right now" and their
+// keys stay absent, while every SET acknowledged reads back, also after a
+// restart; on both server models.
+func TestWriteFailure(t *testing.T) {
+	testutil.RequireTools(t, "prlimit")
+	for _, loops := range []string{"0", "-1"} {
+		t.Run("eventloops="+loops, func(t *testing.T) {
+			srv := zdbtest.Start(t, zdbtest.Options{Mode: "user", Args: []string{"--eventloops", loops}})
+			srv.Stop()
+			p := testutil.StartProcess(t, nil, "prlimit", append([]string{"--fsize=65536", zdbtest.Binary(t)}, srv.Args()...)...)
+			addr := "127.0.0.1:" + strconv.Itoa(srv.Port)
+			testutil.WaitFor(t, 20*time.Second, "zdb under prlimit", func() error {
+				nc, err := net.Dial("tcp", addr)
+				if err == nil {
+					nc.Close()
+				}
+				return err
+			})
+			c := dial(t, "tcp", addr)
+			var reqs [][]string
+			for i := range 150 {
+				reqs = append(reqs, []string{"SET", "k" + strconv.Itoa(i), strings.Repeat(strconv.Itoa(i%10), 1000)})
+			}
+			got := pipeline(t, c, reqs)
+			stored := map[string]bool{}
+			for i, r := range got {
+				k := reqs[i][1]
+				switch r {
+				case bulk(k):
+					stored[k] = true
+				case errReply("Cannot write data right now"):
+				default:
+					t.Fatalf("SET %s: %q", k, r)
+				}
+			}
+			t.Logf("%d of %d SETs stored", len(stored), len(reqs))
+			if len(stored) == 0 || len(stored) == len(reqs) {
+				t.Fatalf("%d of %d SETs stored: the limit did not bite", len(stored), len(reqs))
+			}
+			check := func(c *conn) {
+				t.Helper()
+				for _, r := range reqs {
+					want := null
+					if stored[r[1]] {
+						want = bulk(r[2])
+					}
+					c.expect(want, "GET", r[1])
+				}
+				c.expect(":"+strconv.Itoa(len(stored))+"\r\n", "DBSIZE")
+			}
+			check(c)
+			p.Stop(10 * time.Second)
+			srv.Restart(t)
+			check(dialTCP(t, srv))
+		})
+	}
+}
