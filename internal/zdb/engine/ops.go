@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -533,7 +534,8 @@ func (ns *Namespace) appendGet(dst, key []byte, header func([]byte, int) []byte,
 	orig := len(dst)
 	dst = header(dst, int(loc.Length))
 	n := len(dst)
-	dst = append(dst, make([]byte, loc.Length)...)
+	// room for the value, not zeroed: the read fills it or fails
+	dst = slices.Grow(dst, int(loc.Length))[:n+int(loc.Length)]
 	if err := ns.readAtModeLocked(loc.DataID, dst[n:], int64(loc.Offset)+DataEntrySize+int64(len(key)), nowait); err != nil {
 		return dst[:orig], false, err
 	}
