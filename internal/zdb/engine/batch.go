@@ -59,10 +59,50 @@ func (ns *Namespace) runlock(exclusive bool) {
 	}
 }
 
+// tryRLock is rlock for callers that must not wait: ok is false when the
+// lock is taken, or the batch must be written and the write lock is taken.
+func (ns *Namespace) tryRLock() (exclusive, ok bool) {
+	if !ns.mu.TryRLock() {
+		return false, false
+	}
+	if ns.batch.empty() {
+		return false, true
+	}
+	ns.mu.RUnlock()
+	if !ns.mu.TryLock() {
+		return false, false
+	}
+	_ = ns.flushLocked()
+	return true, true
+}
+
+// needJumpLocked reports whether a payload of n bytes starts the next file
+// pair.
+func (ns *Namespace) needJumpLocked(n int) bool {
+	return ns.datSize > DataHeaderSize && ns.datSize+int64(n) > ns.eng.cfg.DataSize
+}
+
+// flagCachedLocked reports whether flagging the index entry at (fid, off)
+// needs no disk read: its flags byte is in the batch or the page cache.
+func (ns *Namespace) flagCachedLocked(fid, off uint32) bool {
+	if fid == ns.fileID && !ns.batch.empty() && int64(off) >= ns.batch.idxFrom {
+		return true
+	}
+	if int(fid) >= len(ns.idxFiles) {
+		return false
+	}
+	var b [1]byte
+	return pread(ns.idxFiles[fid], b[:], int64(off)+indexFlagsOffset, true) == nil
+}
+
 // batchNewLocked adds the entry of a new key (a new id in sequential mode)
-// to the batch; setLocked has checked it.
-func (ns *Namespace) batchNewLocked(key, value []byte, crc, timestamp uint32) (SetResult, error) {
-	if ns.datSize > DataHeaderSize && ns.datSize+int64(len(value)) > ns.eng.cfg.DataSize {
+// to the batch; setLocked has checked it. With nowait it fails with
+// ErrWouldBlock rather than rotate the files.
+func (ns *Namespace) batchNewLocked(key, value []byte, crc, timestamp uint32, nowait bool) (SetResult, error) {
+	if ns.needJumpLocked(len(value)) {
+		if nowait {
+			return SetResult{}, ErrWouldBlock
+		}
 		if err := ns.jumpLocked(); err != nil {
 			return SetResult{}, err
 		}
@@ -165,6 +205,10 @@ func (ns *Namespace) Commit(id uint64) error {
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
+	return ns.commitLocked(id)
+}
+
+func (ns *Namespace) commitLocked(id uint64) error {
 	if id == ns.batch.id {
 		return ns.flushLocked()
 	}

@@ -215,10 +215,10 @@ func TestBatchFailureUndone(t *testing.T) {
 	}
 }
 
-// TestAppendGetCached: a value in the page cache is returned as AppendGet
+// TestNoWaitAppendGet: a value in the page cache is returned as AppendGet
 // returns it; one that is not fails with ErrWouldBlock and leaves dst and
 // the error counters alone, and AppendGet still reads it.
-func TestAppendGetCached(t *testing.T) {
+func TestNoWaitAppendGet(t *testing.T) {
 	e := testEngine(t, t.TempDir(), ModeUser)
 	defer e.Close()
 	ns, _ := e.Namespace(DefaultNamespace)
@@ -228,14 +228,14 @@ func TestAppendGetCached(t *testing.T) {
 	}
 	header := func(b []byte, n int) []byte { return append(b, fmt.Sprintf("<%d>", n)...) }
 	want := append([]byte("prefix<3000>"), value...)
-	got, ok, err := ns.AppendGetCached([]byte("prefix"), []byte("k"), header)
+	got, ok, err := ns.NoWait().AppendGet([]byte("prefix"), []byte("k"), header)
 	if noWaitUnsupported.Load() {
 		t.Skip("RWF_NOWAIT not supported here")
 	}
 	if err != nil || !ok || !bytes.Equal(got, want) {
 		t.Fatalf("cached read: %q %v %v", got, ok, err)
 	}
-	if got, ok, err := ns.AppendGetCached(nil, []byte("missing"), header); err != nil || ok || len(got) != 0 {
+	if got, ok, err := ns.NoWait().AppendGet(nil, []byte("missing"), header); err != nil || ok || len(got) != 0 {
 		t.Fatalf("missing key: %q %v %v", got, ok, err)
 	}
 
@@ -250,7 +250,7 @@ func TestAppendGetCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := e.Stats().DataReadFailed.Load()
-	got, ok, err = ns.AppendGetCached([]byte("prefix"), []byte("k"), header)
+	got, ok, err = ns.NoWait().AppendGet([]byte("prefix"), []byte("k"), header)
 	switch {
 	case errors.Is(err, ErrWouldBlock):
 		if ok || string(got) != "prefix" || e.Stats().DataReadFailed.Load() != failed {

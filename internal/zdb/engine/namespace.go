@@ -51,6 +51,10 @@ type Namespace struct {
 
 	batch batch // entries of new keys not written yet; guarded by mu
 
+	// closed and mode, readable without the lock (set with the lock held)
+	closedNow atomic.Bool
+	modeNow   atomic.Uint32
+
 	written atomic.Uint64 // count of writes, for group commit
 	synced  groupSync
 }
@@ -98,6 +102,7 @@ func (e *Engine) openNamespace(name string, def Descriptor) (*Namespace, error) 
 		ns.closeFiles()
 		return nil, fmt.Errorf("namespace %s: %w", name, err)
 	}
+	ns.modeNow.Store(uint32(ns.mode))
 	return ns, nil
 }
 
@@ -289,19 +294,12 @@ func (ns *Namespace) Descriptor() Descriptor {
 	return ns.desc
 }
 
-// Mode returns the namespace mode.
-func (ns *Namespace) Mode() Mode {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
-	return ns.mode
-}
+// Mode returns the namespace mode. It never waits for the namespace lock.
+func (ns *Namespace) Mode() Mode { return Mode(ns.modeNow.Load()) }
 
-// Closed reports whether the namespace was deleted or closed.
-func (ns *Namespace) Closed() bool {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
-	return ns.closed
-}
+// Closed reports whether the namespace was deleted or closed. It never
+// waits for the namespace lock.
+func (ns *Namespace) Closed() bool { return ns.closedNow.Load() }
 
 // Frozen reports whether every access is refused (NSSET freeze).
 func (ns *Namespace) Frozen() bool {
@@ -389,6 +387,7 @@ func (ns *Namespace) close() {
 		return
 	}
 	ns.closed = true
+	ns.closedNow.Store(true)
 	ns.closeFiles()
 	ns.mem = nil
 }

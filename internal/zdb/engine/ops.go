@@ -34,7 +34,7 @@ func (ns *Namespace) Set(key, value []byte, timestamp uint32) (SetResult, error)
 		timestamp = uint32(time.Now().Unix())
 	}
 	ns.mu.Lock()
-	res, err := ns.setLocked(key, value, timestamp, false)
+	res, err := ns.setLocked(key, value, timestamp, false, false)
 	w := ns.written.Load()
 	ns.mu.Unlock()
 	if err != nil || res.Unchanged {
@@ -57,6 +57,10 @@ func (ns *Namespace) Set(key, value []byte, timestamp uint32) (SetResult, error)
 // files: a batch that fails to be written is undone as a whole. SetBatched
 // does not wait for fsync (Config.Sync): callers that must, use Set.
 func (ns *Namespace) SetBatched(key, value []byte, timestamp uint32) (SetResult, error) {
+	return ns.setBatched(key, value, timestamp, false)
+}
+
+func (ns *Namespace) setBatched(key, value []byte, timestamp uint32, nowait bool) (SetResult, error) {
 	if len(key) > MaxKeySize {
 		return SetResult{}, ErrKeyTooLarge
 	}
@@ -66,9 +70,15 @@ func (ns *Namespace) SetBatched(key, value []byte, timestamp uint32) (SetResult,
 	if timestamp == 0 {
 		timestamp = uint32(time.Now().Unix())
 	}
-	ns.mu.Lock()
+	if nowait {
+		if !ns.mu.TryLock() {
+			return SetResult{}, ErrWouldBlock
+		}
+	} else {
+		ns.mu.Lock()
+	}
 	defer ns.mu.Unlock()
-	return ns.setLocked(key, value, timestamp, true)
+	return ns.setLocked(key, value, timestamp, true, nowait)
 }
 
 // maxPayload is the largest payload a data entry can describe.
@@ -88,9 +98,15 @@ func (ns *Namespace) writableLocked() error {
 
 // setLocked stores value under key. With batched, the entry of a new key
 // joins the write batch; otherwise (or for a key replaced) the batch is
-// written first and the entry written at once.
-func (ns *Namespace) setLocked(key, value []byte, timestamp uint32, batched bool) (SetResult, error) {
+// written first and the entry written at once. With nowait (batched only),
+// it fails with ErrWouldBlock, having changed nothing, rather than wait for
+// the disk: to read an index entry not in the page cache, or to rotate the
+// files (which syncs them).
+func (ns *Namespace) setLocked(key, value []byte, timestamp uint32, batched, nowait bool) (SetResult, error) {
 	if !batched || (ns.mode == ModeSeq && len(key) > 0) {
+		if nowait {
+			return SetResult{}, ErrWouldBlock // an update reads the index
+		}
 		// the entry goes after the batch; a failed batch was undone and
 		// reported to its own writers
 		_ = ns.flushLocked()
@@ -138,13 +154,16 @@ func (ns *Namespace) setLocked(key, value []byte, timestamp uint32, batched bool
 	}
 	if batched {
 		if !exists {
-			return ns.batchNewLocked(key, value, crc, timestamp)
+			return ns.batchNewLocked(key, value, crc, timestamp, nowait)
+		}
+		if nowait && (ns.needJumpLocked(len(value)) || !ns.flagCachedLocked(old.IdxID, old.IdxOff)) {
+			return SetResult{}, ErrWouldBlock
 		}
 		// a replacement flags the old entry in place: write the batch, then
 		// check again against what the files hold
-		return ns.setLocked(key, value, timestamp, false)
+		return ns.setLocked(key, value, timestamp, false, false)
 	}
-	if ns.datSize > DataHeaderSize && ns.datSize+int64(len(value)) > ns.eng.cfg.DataSize {
+	if ns.needJumpLocked(len(value)) {
 		if err := ns.jumpLocked(); err != nil {
 			return SetResult{}, err
 		}
@@ -418,7 +437,7 @@ func (ns *Namespace) Del(key []byte, timestamp uint32) error {
 	}
 	ns.mu.Lock()
 	_ = ns.flushLocked()
-	err := ns.delLocked(key, timestamp)
+	err := ns.delLocked(key, timestamp, false)
 	w := ns.written.Load()
 	ns.mu.Unlock()
 	if err != nil {
@@ -430,16 +449,24 @@ func (ns *Namespace) Del(key []byte, timestamp uint32) error {
 	return nil
 }
 
-func (ns *Namespace) delLocked(key []byte, timestamp uint32) error {
+// delLocked deletes key; the batch must be written. With nowait it fails
+// with ErrWouldBlock, having changed nothing, rather than read the disk.
+func (ns *Namespace) delLocked(key []byte, timestamp uint32, nowait bool) error {
 	if err := ns.writableLocked(); err != nil {
 		return err
 	}
-	loc, ok := ns.lookupLocked(key)
+	loc, ok, err := ns.lookupModeLocked(key, nowait)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return ErrKeyNotFound
 	}
 	if ns.desc.Worm {
 		return ErrWormDelete
+	}
+	if nowait && !ns.flagCachedLocked(loc.IdxID, loc.IdxOff) {
+		return ErrWouldBlock
 	}
 	if _, err := ns.appendData(&DataEntry{Key: key, Flags: FlagDeleted, Timestamp: timestamp}, nil); err != nil {
 		return err
@@ -514,16 +541,16 @@ func (ns *Namespace) AppendGet(dst, key []byte, header func([]byte, int) []byte)
 	return ns.appendGet(dst, key, header, false)
 }
 
-// AppendGetCached is AppendGet for callers that must not wait for the disk
-// (an event loop): when the entry is not in the page cache it fails with
-// ErrWouldBlock, having done nothing, and the caller runs AppendGet where
-// waiting is harmless.
-func (ns *Namespace) AppendGetCached(dst, key []byte, header func([]byte, int) []byte) ([]byte, bool, error) {
-	return ns.appendGet(dst, key, header, true)
-}
-
 func (ns *Namespace) appendGet(dst, key []byte, header func([]byte, int) []byte, nowait bool) ([]byte, bool, error) {
-	defer ns.runlock(ns.rlock())
+	if nowait {
+		excl, ok := ns.tryRLock()
+		if !ok {
+			return dst, false, ErrWouldBlock
+		}
+		defer ns.runlock(excl)
+	} else {
+		defer ns.runlock(ns.rlock())
+	}
 	if err := ns.readableLocked(); err != nil {
 		return dst, false, err
 	}

@@ -16,9 +16,11 @@ func (ns *Namespace) reload() error {
 	ns.entries, ns.payloadBytes = 0, 0
 	if err := ns.load(); err != nil {
 		ns.closed = true
+		ns.closedNow.Store(true)
 		ns.closeFiles()
 		return err
 	}
+	ns.modeNow.Store(uint32(ns.mode))
 	return nil
 }
 
@@ -102,6 +104,7 @@ func (ns *Namespace) setModeLocked(value string) error {
 		return ErrWriteIndex
 	}
 	ns.mode = m
+	ns.modeNow.Store(uint32(m))
 	ns.mem, ns.seqFirst, ns.nextSeq = nil, nil, 0
 	if m == ModeUser {
 		ns.mem = newMemIndex()

@@ -23,18 +23,13 @@ type command struct {
 	own bool
 }
 
-// Event loop rules (see command.loop).
+// Event loop rules (see command.loop). The data commands run there through
+// the namespace's NoWait face, which declines (engine.ErrWouldBlock) what
+// would wait; the loop then hands the request to a goroutine.
 var (
 	loopAlways = func(*Server, *client, [][]byte) bool { return true }
-	// loopUser: memory lookups in user mode; sequential mode reads the index.
-	loopUser = func(_ *Server, c *client, _ [][]byte) bool { return c.ns.Mode() == engine.ModeUser }
-	// loopSet: a write that needs no read, unless --sync waits for fsync.
-	loopSet = func(s *Server, c *client, args [][]byte) bool {
-		return !s.syncWrites && (len(args) < 2 || len(args[1]) == 0 || c.ns.Mode() == engine.ModeUser)
-	}
-	loopDel = func(s *Server, c *client, _ [][]byte) bool {
-		return !s.syncWrites && c.ns.Mode() == engine.ModeUser
-	}
+	// loopWrite: a write, unless --sync makes every write wait for fsync
+	loopWrite = func(s *Server, _ *client, _ [][]byte) bool { return !s.syncWrites }
 )
 
 var commands map[string]*command
@@ -45,12 +40,12 @@ func init() {
 		{name: "PING", fn: cmdPing, loop: loopAlways},
 		{name: "TIME", fn: cmdTime, loop: loopAlways},
 		{name: "AUTH", fn: cmdAuth, loop: loopAlways},
-		{name: "SET", fn: cmdSet, write: true, loop: loopSet},
-		{name: "SETX", fn: cmdSet, write: true, loop: loopSet},
-		{name: "GET", fn: cmdGet, loop: loopAlways},   // reads the page cache only
-		{name: "MGET", fn: cmdMGet, loop: loopAlways}, // reads the page cache only
-		{name: "DEL", fn: cmdDel, write: true, loop: loopDel},
-		{name: "EXISTS", fn: cmdExists, loop: loopUser},
+		{name: "SET", fn: cmdSet, write: true, loop: loopWrite},
+		{name: "SETX", fn: cmdSet, write: true, loop: loopWrite},
+		{name: "GET", fn: cmdGet, loop: loopAlways},
+		{name: "MGET", fn: cmdMGet, loop: loopAlways},
+		{name: "DEL", fn: cmdDel, write: true, loop: loopWrite},
+		{name: "EXISTS", fn: cmdExists, loop: loopAlways},
 		{name: "CHECK", fn: cmdCheck},
 		{name: "SCAN", fn: cmdScan},
 		{name: "SCANX", fn: cmdScan},
@@ -58,18 +53,18 @@ func init() {
 		{name: "KSCAN", fn: cmdKScan},
 		{name: "HISTORY", fn: cmdHistory},
 		{name: "KEYCUR", fn: cmdKeyCur},
-		{name: "LENGTH", fn: cmdLength, loop: loopUser},
+		{name: "LENGTH", fn: cmdLength, loop: loopAlways},
 		{name: "KEYTIME", fn: cmdKeyTime},
 		{name: "INFO", fn: cmdInfo, loop: loopAlways},
 		{name: "STOP", fn: cmdStop, loop: loopAlways},
-		{name: "DBSIZE", fn: cmdDBSize, loop: loopAlways},
+		{name: "DBSIZE", fn: cmdDBSize},
 		{name: "NSNEW", fn: cmdNSNew},
 		{name: "NSDEL", fn: cmdNSDel},
-		{name: "NSLIST", fn: cmdNSList, loop: loopAlways},
+		{name: "NSLIST", fn: cmdNSList},
 		{name: "NSSET", fn: cmdNSSet},
-		{name: "NSINFO", fn: cmdNSInfo, loop: loopAlways},
+		{name: "NSINFO", fn: cmdNSInfo},
 		{name: "NSJUMP", fn: cmdNSJump},
-		{name: "SELECT", fn: cmdSelect, loop: loopAlways},
+		{name: "SELECT", fn: cmdSelect},
 		{name: "RELOAD", fn: cmdReload},
 		{name: "FLUSH", fn: cmdFlush, write: true},
 		{name: "HOOKS", fn: cmdHooks},
@@ -141,6 +136,16 @@ func (s *Server) dispatchOn(c *client, args [][]byte, loop bool) (ran, own bool)
 		s.mirrors.forward(c, args)
 	}
 	return true, false
+}
+
+// declined reports whether an engine call on an event loop declined to wait
+// (engine.ErrWouldBlock): the loop then runs the request on a goroutine.
+func declined(c *client, err error) bool {
+	if err != nil && errors.Is(err, engine.ErrWouldBlock) {
+		c.wouldBlock = true
+		return true
+	}
+	return false
 }
 
 // replyErr sends the 0-db error line for err.
@@ -232,9 +237,12 @@ func cmdSet(s *Server, c *client, args [][]byte) {
 		err error
 	)
 	if c.cachedOnly { // on an event loop, which commits the batch
-		res, err = c.ns.SetBatched(args[1], args[2], ts)
+		res, err = c.ns.NoWait().SetBatched(args[1], args[2], ts)
 	} else {
 		res, err = c.ns.Set(args[1], args[2], ts)
+	}
+	if declined(c, err) {
+		return
 	}
 	if err != nil {
 		s.replyErr(c, err)
@@ -271,13 +279,12 @@ func (s *Server) appendValue(c *client, key []byte) {
 		err error
 	)
 	if c.cachedOnly {
-		out, ok, err = c.ns.AppendGetCached(c.out, key, resp.AppendBulkHeader)
+		out, ok, err = c.ns.NoWait().AppendGet(c.out, key, resp.AppendBulkHeader)
 	} else {
 		out, ok, err = c.ns.AppendGet(c.out, key, resp.AppendBulkHeader)
 	}
 	switch {
-	case errors.Is(err, engine.ErrWouldBlock):
-		c.wouldBlock = true
+	case declined(c, err):
 	case err != nil:
 		s.replyErr(c, err)
 	case !ok:
@@ -297,7 +304,19 @@ func cmdMGet(s *Server, c *client, args [][]byte) {
 			return
 		}
 	}
-	if c.ns.Frozen() {
+	var (
+		frozen bool
+		err    error
+	)
+	if c.cachedOnly {
+		frozen, err = c.ns.NoWait().Frozen()
+	} else {
+		frozen = c.ns.Frozen()
+	}
+	if declined(c, err) {
+		return
+	}
+	if frozen {
 		s.replyErr(c, engine.ErrFrozen)
 		return
 	}
@@ -324,7 +343,16 @@ func cmdDel(s *Server, c *client, args [][]byte) {
 		c.out = resp.AppendError(c.out, "Namespace is in read-only mode")
 		return
 	}
-	if err := c.ns.Del(args[1], ts); err != nil {
+	var err error
+	if c.cachedOnly {
+		err = c.ns.NoWait().Del(args[1], ts)
+	} else {
+		err = c.ns.Del(args[1], ts)
+	}
+	if declined(c, err) {
+		return
+	}
+	if err != nil {
 		s.replyErr(c, err)
 		return
 	}
@@ -335,7 +363,18 @@ func cmdExists(s *Server, c *client, args [][]byte) {
 	if !validate(c, args, 2, false) || !keyOK(c, args[1]) {
 		return
 	}
-	ok, err := c.ns.Exists(args[1])
+	var (
+		ok  bool
+		err error
+	)
+	if c.cachedOnly {
+		ok, err = c.ns.NoWait().Exists(args[1])
+	} else {
+		ok, err = c.ns.Exists(args[1])
+	}
+	if declined(c, err) {
+		return
+	}
 	if err != nil {
 		s.replyErr(c, err)
 		return
@@ -369,8 +408,18 @@ func cmdLength(s *Server, c *client, args [][]byte) {
 	if !validate(c, args, 2, false) || !keyOK(c, args[1]) {
 		return
 	}
-	n, found, err := c.ns.Length(args[1])
+	var (
+		n     uint32
+		found bool
+		err   error
+	)
+	if c.cachedOnly {
+		n, found, err = c.ns.NoWait().Length(args[1])
+	} else {
+		n, found, err = c.ns.Length(args[1])
+	}
 	switch {
+	case declined(c, err):
 	case err != nil:
 		s.replyErr(c, err)
 	case !found:

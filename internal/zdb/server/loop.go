@@ -223,10 +223,19 @@ func (l *loop) rounds(timeout int) (end bool) {
 		}
 		for _, lc := range l.dirty {
 			lc.queued = false
-			if !lc.gone && !lc.busy {
-				l.commit(lc)
-				l.send(lc)
+			if lc.gone || lc.busy {
+				continue
 			}
+			if !l.s.commitReplies(lc.c, true) {
+				// the namespace is busy (a rotation, say): a goroutine
+				// waits for it, then the loop sends the replies
+				l.offload(lc, 0, func() { l.s.commitReplies(lc.c, false) })
+				continue
+			}
+			if lc.c.quit {
+				lc.closing = true
+			}
+			l.send(lc)
 		}
 		clear(l.dirty)
 		l.dirty = l.dirty[:0]
@@ -291,7 +300,11 @@ func (l *loop) process(lc *lconn) {
 				if own {
 					l.detach(lc)
 				} else {
-					l.offload(lc, args, n)
+					c := lc.c
+					l.offload(lc, n, func() {
+						l.s.commitReplies(c, false)
+						l.s.dispatch(c, args)
+					})
 				}
 				return
 			}
@@ -311,16 +324,6 @@ func (l *loop) process(lc *lconn) {
 	}
 	if len(c.out) > lc.sent || lc.closing {
 		l.queue(lc)
-	}
-}
-
-// commit writes the batches holding the SETs replied to in c.out.
-func (l *loop) commit(lc *lconn) {
-	if len(lc.c.batched) > 0 {
-		l.s.commitReplies(lc.c)
-		if lc.c.quit {
-			lc.closing = true
-		}
 	}
 }
 
@@ -402,10 +405,9 @@ func (l *loop) close(lc *lconn) {
 	l.s.mirrors.remove(lc.c)
 }
 
-// offload runs the request args (of n bytes at lc.off) on a goroutine,
-// which hands the connection back once done.
-func (l *loop) offload(lc *lconn, args [][]byte, n int) {
-	l.commit(lc)
+// offload runs job on a goroutine, which hands the connection back once
+// done; n is the size of the request at lc.off that job runs (0: none).
+func (l *loop) offload(lc *lconn, n int, job func()) {
 	lc.busy, lc.reqLen = true, n
 	// not watched meanwhile: its input would wake the loop for nothing
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, lc.fd, nil); err != nil {
@@ -414,7 +416,7 @@ func (l *loop) offload(lc *lconn, args [][]byte, n int) {
 	l.s.wg.Add(1)
 	go func() {
 		defer l.s.wg.Done()
-		l.s.dispatch(lc.c, args)
+		job()
 		l.mu.Lock()
 		stopped := l.stopped
 		if !stopped {
@@ -456,7 +458,6 @@ func (l *loop) resume() {
 // detach hands lc to a goroutine of its own, which runs the requests from
 // lc.in[lc.off:] on.
 func (l *loop) detach(lc *lconn) {
-	l.commit(lc)
 	l.forget(lc)
 	prefix := append([]byte(nil), lc.in[lc.off:]...)
 	f := os.NewFile(uintptr(lc.fd), "zdb-client")

@@ -337,20 +337,29 @@ type batchedReply struct {
 
 // commitReplies commits the write batches that hold c's SETs and, for a
 // batch that failed (and was undone), replaces the replies by the error.
-func (s *Server) commitReplies(c *client) {
-	for i := len(c.batched) - 1; i >= 0; i-- {
-		r := c.batched[i]
-		err := r.ns.Commit(r.batch)
-		if err == nil {
-			continue
+// With nowait it stops at a batch it cannot commit without waiting and
+// returns false, the rest left in c.batched.
+func (s *Server) commitReplies(c *client, nowait bool) bool {
+	for len(c.batched) > 0 {
+		r := c.batched[len(c.batched)-1]
+		var err error
+		if nowait {
+			if err = r.ns.NoWait().Commit(r.batch); errors.Is(err, engine.ErrWouldBlock) {
+				return false
+			}
+		} else {
+			err = r.ns.Commit(r.batch)
 		}
-		rest := append([]byte(nil), c.out[r.end:]...)
-		c.out = c.out[:r.start]
-		s.replyErr(c, err)
-		c.out = append(c.out, rest...)
+		c.batched[len(c.batched)-1] = batchedReply{}
+		c.batched = c.batched[:len(c.batched)-1]
+		if err != nil {
+			rest := append([]byte(nil), c.out[r.end:]...)
+			c.out = c.out[:r.start]
+			s.replyErr(c, err)
+			c.out = append(c.out, rest...)
+		}
 	}
-	clear(c.batched)
-	c.batched = c.batched[:0]
+	return true
 }
 
 // countingReader counts received bytes for INFO.
@@ -371,6 +380,7 @@ func (s *Server) serve(conn net.Conn, c *client, prefix []byte) {
 	defer conn.Close()
 	c.conn = conn
 	defer s.mirrors.remove(c)
+	s.commitReplies(c, false) // replies an event loop left pending
 	var r io.Reader = countingReader{conn, &s.stats.netRx}
 	if len(prefix) > 0 {
 		r = io.MultiReader(bytes.NewReader(prefix), r)
