@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 
@@ -54,6 +55,7 @@ type loop struct {
 	again  []*lconn // input left to run once the replies are sent
 	next   []*lconn
 	dirty  []*lconn // replies to send at the end of the round
+	round  uint64
 }
 
 // lconn is a connection served by a loop; only the loop goroutine uses it.
@@ -191,6 +193,12 @@ func (l *loop) rounds(timeout int) (end bool) {
 		}
 		if n == 0 && len(l.again) == 0 {
 			return false
+		}
+		// pass through the scheduler now and then: a goroutine that never
+		// does gets preempted by force every 10 ms, its P taken, and the
+		// runtime's monitor polls every 20 µs after that
+		if l.round++; l.round%64 == 0 {
+			runtime.Gosched()
 		}
 		l.again, l.next = l.next[:0], l.again
 		for _, lc := range l.next {
