@@ -228,11 +228,16 @@ func cmdWait(s *Server, c *client, args [][]byte) {
 	defer s.waits.remove(w)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
 	select {
 	case name := <-w.ch:
 		c.out = resp.AppendSimple(c.out, name)
 	case <-t.C:
 		c.out = resp.AppendError(c.out, "Timeout")
+	case <-done: // the server stops: so does the wait
+		c.quit = true
 	}
 }
 

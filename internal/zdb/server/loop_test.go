@@ -429,3 +429,33 @@ func TestWriteFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestStop: STOP is answered, then the server exits at once, closing the
+// other connections (one served by the loop, one blocked in WAIT).
+func TestStop(t *testing.T) {
+	srv := zdbtest.Start(t, zdbtest.Options{Mode: "user"})
+	other, waiter := dialTCP(t, srv), dialUnix(t, srv)
+	other.expect(pong, "PING")
+	if _, err := waiter.c.Write(resp.AppendCommand(nil, []byte("WAIT"), []byte("NSNEW"), []byte("60000"))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the WAIT is waiting
+	c := dialTCP(t, srv)
+	c.expect("+Stopping\r\n", "STOP")
+	done := make(chan error, 1)
+	go func() { done <- srv.Proc.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("server exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("server still running after STOP")
+	}
+	for _, cc := range []*conn{other, waiter} {
+		_ = cc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if b, err := io.ReadAll(cc.rd); err != nil || len(b) > 0 {
+			t.Fatalf("connection after STOP: %q %v", b, err)
+		}
+	}
+}

@@ -101,6 +101,7 @@ type Server struct {
 	conns   map[net.Conn]struct{} // connections served on goroutines; guarded by mu
 	closing bool                  // Run is stopping; guarded by mu
 	stop    context.CancelFunc    // guarded by mu
+	done    <-chan struct{}       // closed when Run stops; guarded by mu
 	readyCh chan struct{}
 	addrs   []net.Addr // guarded by mu
 }
@@ -152,6 +153,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	s.mu.Lock()
 	s.stop = cancel
+	s.done = ctx.Done()
 	s.mu.Unlock()
 
 	var lns []net.Listener
