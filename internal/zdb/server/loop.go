@@ -55,7 +55,7 @@ type loop struct {
 	again  []*lconn // input left to run once the replies are sent
 	next   []*lconn
 	dirty  []*lconn // replies to send at the end of the round
-	round  uint64
+	rounds uint64
 }
 
 // lconn is a connection served by a loop; only the loop goroutine uses it.
@@ -171,83 +171,83 @@ func (l *loop) run() {
 		}
 		l.closeFDs()
 	}()
-	for !l.rounds(-1) {
-	}
-}
-
-// rounds serves rounds of events until none is ready within timeout (-1:
-// wait), and reports whether the loop must end.
-func (l *loop) rounds(timeout int) (end bool) {
 	for {
-		t := timeout
+		timeout := -1
 		if len(l.again) > 0 {
-			t = 0
+			timeout = 0
 		}
-		n, err := unix.EpollWait(l.epfd, l.events, t)
+		n, err := unix.EpollWait(l.epfd, l.events, timeout)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			l.s.log.Error("event loop failed", "err", err)
-			return true
+			return
 		}
-		if n == 0 && len(l.again) == 0 {
-			return false
+		if l.round(l.events[:n]) {
+			return
 		}
-		// pass through the scheduler now and then: a goroutine that never
-		// does gets preempted by force every 10 ms, its P taken, and the
-		// runtime's monitor polls every 20 µs after that
-		if l.round++; l.round%64 == 0 {
-			runtime.Gosched()
-		}
-		l.again, l.next = l.next[:0], l.again
-		for _, lc := range l.next {
-			if !lc.gone && !lc.blocked && !lc.busy {
-				l.process(lc)
-			}
-		}
-		for _, ev := range l.events[:n] {
-			fd := int(ev.Fd)
-			if fd == l.wakefd {
-				var b [8]byte
-				_, _ = unix.Read(l.wakefd, b[:])
-				if l.stopping() {
-					return true
-				}
-				l.resume()
-				continue
-			}
-			l.mu.Lock()
-			lc := l.conns[fd]
-			l.mu.Unlock()
-			if lc == nil || lc.gone || lc.busy {
-				continue
-			}
-			if lc.blocked {
-				l.send(lc)
-				continue
-			}
-			l.receive(lc)
-		}
-		for _, lc := range l.dirty {
-			lc.queued = false
-			if lc.gone || lc.busy {
-				continue
-			}
-			if !l.s.commitReplies(lc.c, true) {
-				// the namespace is busy (a rotation, say): a goroutine
-				// waits for it, then the loop sends the replies
-				l.offload(lc, 0, func() { l.s.commitReplies(lc.c, false) })
-				continue
-			}
-			if lc.c.quit {
-				lc.closing = true
-			}
-			l.send(lc)
-		}
-		clear(l.dirty)
-		l.dirty = l.dirty[:0]
 	}
+}
+
+// round serves one round of events: it runs what arrived, then commits the
+// write batches and sends the replies. It reports whether the loop must end.
+func (l *loop) round(events []unix.EpollEvent) (end bool) {
+	// pass through the scheduler now and then: a goroutine that never does
+	// gets preempted by force every 10 ms, its P taken, and the runtime's
+	// monitor polls every 20 µs after that
+	if l.rounds++; l.rounds%64 == 0 {
+		runtime.Gosched()
+	}
+	l.again, l.next = l.next[:0], l.again
+	for _, lc := range l.next {
+		if !lc.gone && !lc.blocked && !lc.busy {
+			l.process(lc)
+		}
+	}
+	for _, ev := range events {
+		fd := int(ev.Fd)
+		if fd == l.wakefd {
+			var b [8]byte
+			_, _ = unix.Read(l.wakefd, b[:])
+			if l.stopping() {
+				end = true // after sending this round's replies
+				continue
+			}
+			l.resume()
+			continue
+		}
+		l.mu.Lock()
+		lc := l.conns[fd]
+		l.mu.Unlock()
+		if lc == nil || lc.gone || lc.busy {
+			continue
+		}
+		if lc.blocked {
+			l.send(lc)
+			continue
+		}
+		l.receive(lc)
+	}
+	for _, lc := range l.dirty {
+		lc.queued = false
+		if lc.gone || lc.busy {
+			continue
+		}
+		if !l.s.commitReplies(lc.c, true) {
+			// the namespace is busy (a rotation, say): a goroutine waits
+			// for it, then the loop sends the replies
+			l.offload(lc, 0, func() { l.s.commitReplies(lc.c, false) })
+			continue
+		}
+		if lc.c.quit {
+			lc.closing = true
+		}
+		l.send(lc)
+	}
+	clear(l.dirty)
+	l.dirty = l.dirty[:0]
+	return end
 }
 
 // receive reads what the socket holds and runs the complete requests.
@@ -269,9 +269,7 @@ func (l *loop) receive(lc *lconn) {
 		// sent, then the connection is closed (an incomplete request is
 		// dropped)
 		lc.eof = true
-		if !lc.blocked {
-			l.watch(lc, 0)
-		}
+		l.watch(lc, lc.interest())
 		if lc.gone {
 			return
 		}
@@ -354,7 +352,7 @@ func (l *loop) send(lc *lconn) {
 		if errors.Is(err, unix.EAGAIN) {
 			if !lc.blocked {
 				lc.blocked = true
-				l.watch(lc, unix.EPOLLOUT)
+				l.watch(lc, lc.interest())
 			}
 			return
 		}
@@ -377,15 +375,23 @@ func (l *loop) send(lc *lconn) {
 	}
 	if lc.blocked {
 		lc.blocked = false
-		if lc.eof {
-			l.watch(lc, 0)
-		} else {
-			l.watch(lc, unix.EPOLLIN|unix.EPOLLRDHUP)
-		}
+		l.watch(lc, lc.interest())
 	}
 	if lc.more {
 		l.again = append(l.again, lc)
 	}
+}
+
+// interest returns the events the loop waits for on lc: room to write
+// while replies wait, else input until the client ends its stream.
+func (lc *lconn) interest() uint32 {
+	switch {
+	case lc.blocked:
+		return unix.EPOLLOUT
+	case lc.eof:
+		return 0
+	}
+	return unix.EPOLLIN | unix.EPOLLRDHUP
 }
 
 func (l *loop) watch(lc *lconn, events uint32) {
@@ -454,7 +460,7 @@ func (l *loop) resume() {
 		if lc.c.quit {
 			lc.closing = true
 		}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lc.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(lc.fd)}); err != nil {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, lc.fd, &unix.EpollEvent{Events: lc.interest(), Fd: int32(lc.fd)}); err != nil {
 			l.s.log.Error("event loop: epoll add failed", "err", err)
 			l.close(lc)
 			continue

@@ -359,6 +359,28 @@ func clientLoad(t *testing.T, addr string, w int) {
 				return
 			}
 		}
+		if i == 200 { // replies that fill the socket: the loop waits to write
+			big := strings.Repeat("b", 64<<10)
+			bk := fmt.Sprintf("w%d-big", w)
+			if r := do("SET", bk, big); r != bulk(bk) && r != null {
+				t.Errorf("SET big = %.40q", r)
+				return
+			}
+			var b []byte
+			for range 100 {
+				b = resp.AppendCommand(b, []byte("GET"), []byte(bk))
+			}
+			if _, err := nc.Write(b); err != nil {
+				t.Error(err)
+				return
+			}
+			for j := range 100 {
+				if r, err := readReply(rd); err != nil || r != bulk(big) {
+					t.Errorf("pipelined GET %d: %.40q %v", j, r, err)
+					return
+				}
+			}
+		}
 		if i == 300 { // the connection moves to a goroutine for good
 			if r := do("WAIT", "NSNEW", "100"); r != errReply("Timeout") {
 				t.Errorf("WAIT = %q", r)
