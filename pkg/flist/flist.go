@@ -376,7 +376,9 @@ func (m *Module) cmdline(name string) ([]string, error) {
 // Umount implements pkg.Flister. path must be directly under the
 // mountpoint directory. It stops the mount's service, detaches what is
 // left mounted, removes its files and, for a writable mount, releases its
-// volume. Cleanup failures are logged, not returned (as the original).
+// volume. Cleanup failures are logged, except a writable layer that could
+// not be released: that error is returned so the caller retries rather than
+// leak the volume (the original only logged it).
 func (m *Module) Umount(path string) error {
 	path = filepath.Clean(path)
 	if filepath.Dir(path) != m.dir("mountpoint") || format.ValidName(filepath.Base(path)) != nil {
@@ -386,8 +388,7 @@ func (m *Module) Umount(path string) error {
 	ctx, cancel := m.ctx(m.cfg.StopTimeout + 10*time.Second)
 	defer cancel()
 	defer m.lock(name)()
-	m.umount(ctx, name)
-	return nil
+	return m.umount(ctx, name)
 }
 
 // NamedUmount implements pkg.Flister.
@@ -398,7 +399,7 @@ func (m *Module) NamedUmount(name string) error {
 	return m.Umount(m.mountpoint(name))
 }
 
-func (m *Module) umount(ctx context.Context, name string) {
+func (m *Module) umount(ctx context.Context, name string) error {
 	target := m.mountpoint(name)
 	writable, known := false, false
 	backend := ""
@@ -433,9 +434,11 @@ func (m *Module) umount(ctx context.Context, name string) {
 	if writable && m.vols != nil {
 		if err := m.vols.ReleaseFilesystem(name); err != nil {
 			m.log.Error("release writable layer", "mount", name, "err", err)
+			return fmt.Errorf("umount %q: writable layer: %w", name, err)
 		}
 	}
 	m.log.Info("flist unmounted", "mount", name, "writable", writable)
+	return nil
 }
 
 func contains(argv []string, s string) bool {

@@ -131,6 +131,7 @@ type recordingVolumes struct {
 	dir      string
 	vols     map[string]pkg.Filesystem
 	released []string
+	failRel  error // ReleaseFilesystem fails with it when set
 }
 
 func (v *recordingVolumes) CreateFilesystem(name string, size uint64, t pkg.DeviceType) (pkg.Filesystem, error) {
@@ -150,6 +151,9 @@ func (v *recordingVolumes) CreateFilesystem(name string, size uint64, t pkg.Devi
 func (v *recordingVolumes) ReleaseFilesystem(name string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.failRel != nil {
+		return v.failRel
+	}
 	delete(v.vols, name)
 	v.released = append(v.released, name)
 	return os.RemoveAll(filepath.Join(v.dir, name))
@@ -179,6 +183,33 @@ func TestFailedMountUndoes(t *testing.T) {
 	}
 	if _, err := os.Stat(m.mountpoint("rw")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("mount dir left: %v", err)
+	}
+}
+
+// TestUmountReturnsUnreleasedLayer: a writable layer that cannot be
+// released (still busy, say) fails the unmount so the caller retries; the
+// retry releases it.
+func TestUmountReturnsUnreleasedLayer(t *testing.T) {
+	vols := &recordingVolumes{dir: t.TempDir()}
+	m, _ := unitModule(t, vols)
+	// A layer left by a crash between creating it and starting flistfs.
+	if _, err := vols.CreateFilesystem("rw", 10<<20, pkg.SSDDevice); err != nil {
+		t.Fatal(err)
+	}
+	busy := errors.New("device or resource busy")
+	vols.failRel = busy
+	if err := m.NamedUmount("rw"); !errors.Is(err, busy) {
+		t.Fatalf("umount with a busy layer: %v, want the release error", err)
+	}
+	if _, err := vols.Path("rw"); err != nil {
+		t.Fatal("layer gone although its release failed")
+	}
+	vols.failRel = nil
+	if err := m.NamedUmount("rw"); err != nil {
+		t.Fatalf("retried umount: %v", err)
+	}
+	if _, err := vols.Path("rw"); err == nil {
+		t.Error("layer still there after a successful umount")
 	}
 }
 

@@ -1,6 +1,9 @@
 package gridtypes
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Byte sizes.
 const (
@@ -56,7 +59,11 @@ func (c Capacity) IsZero() bool { return c == Capacity{} }
 
 // String formats c for humans, e.g. "cru=2 mru=4.0GiB sru=50.0GiB hru=0B ipv4u=0".
 func (c Capacity) String() string {
-	return fmt.Sprintf("cru=%d mru=%s sru=%s hru=%s ipv4u=%d", c.CRU, humanBytes(c.MRU), humanBytes(c.SRU), humanBytes(c.HRU), c.IPV4U)
+	ip := strconv.FormatUint(c.IPV4U, 10)
+	if c.IPV4U == ^uint64(0) {
+		ip = "unlimited" // a node's own count: its farm's pool is the limit
+	}
+	return fmt.Sprintf("cru=%d mru=%s sru=%s hru=%s ipv4u=%s", c.CRU, humanBytes(c.MRU), humanBytes(c.SRU), humanBytes(c.HRU), ip)
 }
 
 func humanBytes(b uint64) string {

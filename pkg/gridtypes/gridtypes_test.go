@@ -533,3 +533,17 @@ func TestPublicConfigRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestCapacityStringForHumans(t *testing.T) {
+	for _, tc := range []struct {
+		c    Capacity
+		want string
+	}{
+		{Capacity{CRU: 2, MRU: 4 * GiB, SRU: 256 * MiB}, "cru=2 mru=4.0GiB sru=256.0MiB hru=0B ipv4u=0"},
+		{Capacity{IPV4U: ^uint64(0)}, "cru=0 mru=0B sru=0B hru=0B ipv4u=unlimited"},
+	} {
+		if got := tc.c.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}

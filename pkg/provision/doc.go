@@ -36,5 +36,8 @@
 //   - Updates: a reservation whose Reference names an earlier one of the
 //     same owner and type supersedes it; its Provisioner is called with the
 //     earlier working name (an in-place update: a network's peers change,
-//     a volume grows) and the earlier record becomes a tombstone.
+//     a volume grows) and the earlier record becomes a tombstone. An
+//     update that arrives while the earlier one is still deploying waits
+//     for it (the original failed it); if the update fails for good, the
+//     earlier reservation is restored as it was.
 package provision

@@ -369,11 +369,11 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 		return e.failLocked(ctx, rec, err)
 	}
 	if r.Reference != "" {
-		name, refID, err := e.takeOver(ctx, r)
-		if err != nil {
+		// Refuse what can never be taken over at once; the take-over itself
+		// is the deploy worker's (the reference may still be deploying).
+		if _, err := e.referenced(r); err != nil && !errors.Is(err, errReferenceBusy) {
 			return e.failLocked(ctx, rec, err)
 		}
-		rec.Name, rec.Replaces = name, refID
 	}
 	e.admitMu.Lock()
 	err := e.admitLocked(r)
@@ -392,8 +392,41 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 	return nil
 }
 
+// errReferenceBusy: the reservation an update refers to is still being
+// deployed; the update waits for it.
+var errReferenceBusy = fmt.Errorf("referenced reservation still deploying: %w", ErrDependency)
+
+// referenced returns the record an update refers to, or why it cannot be
+// taken over by r (errReferenceBusy while it is still deploying).
+func (e *Engine) referenced(r *gridtypes.Reservation) (*Record, error) {
+	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("reference %q: %w", r.Reference, ErrBadReference)
+	}
+	old, err := e.store.Get(refID)
+	if err != nil {
+		return nil, fmt.Errorf("reference %d: %w", refID, ErrBadReference)
+	}
+	switch {
+	case old.Reservation.UserID != r.UserID:
+		return nil, fmt.Errorf("reference %d belongs to another user: %w", refID, ErrBadReference)
+	case old.Reservation.Type != r.Type:
+		return nil, fmt.Errorf("reference %d is a %s: %w", refID, old.Reservation.Type, ErrBadReference)
+	case old.State == StateDeleted && old.ReplacedBy == r.ID:
+		// This very update took it over, and the agent died before the
+		// update's own record said so: the update finishes it.
+		return old, nil
+	case old.State == StateDeploying:
+		return nil, fmt.Errorf("reference %d: %w", refID, errReferenceBusy)
+	case old.State != StateDeployed || old.ReplacedBy != 0:
+		return nil, fmt.Errorf("reference %d is %s: %w", refID, old.State, ErrBadReference)
+	}
+	return old, nil
+}
+
 // takeOver handles an update: the referenced reservation of the same owner
-// and type is superseded, and its working name is reused.
+// and type is superseded, and its working name is reused. Called by the
+// update's deploy worker, with the update's lock held.
 func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string, uint64, error) {
 	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
 	if err != nil {
@@ -401,19 +434,14 @@ func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string
 	}
 	unlock := e.locks.Lock(refID)
 	defer unlock()
-	old, err := e.store.Get(refID)
+	old, err := e.referenced(r)
 	if err != nil {
-		return "", 0, fmt.Errorf("reference %d: %w", refID, ErrBadReference)
+		return "", 0, err
 	}
-	switch {
-	case old.Reservation.UserID != r.UserID:
-		return "", 0, fmt.Errorf("reference %d belongs to another user: %w", refID, ErrBadReference)
-	case old.Reservation.Type != r.Type:
-		return "", 0, fmt.Errorf("reference %d is a %s: %w", refID, old.Reservation.Type, ErrBadReference)
-	case old.State != StateDeployed:
-		return "", 0, fmt.Errorf("reference %d is %s: %w", refID, old.State, ErrBadReference)
+	if old.ReplacedBy == r.ID {
+		return old.Name, refID, nil
 	}
-	e.cancelInflight(refID)
+	e.cancelInflight(refID) // an ensure of the old one: the update provisions anyway
 	old.State = StateDeleted
 	old.ReplacedBy = r.ID
 	old.Updated = e.now().Unix()

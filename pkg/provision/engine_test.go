@@ -533,6 +533,90 @@ func TestUpdateKeepsTheWorkingName(t *testing.T) {
 	})
 }
 
+// TestUpdateWaitsForItsReference: an update that arrives while the
+// reservation it replaces is still deploying (waiting for a dependency)
+// waits for it, then takes it over, rather than failing.
+func TestUpdateWaitsForItsReference(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		old := h.volume(1)
+		ready := false
+		h.prov.script = func(d *Deployment, call int) error {
+			if d.Reservation.ID == old.ID && !ready {
+				return fmt.Errorf("pool not mounted yet: %w", ErrDependency)
+			}
+			return nil
+		}
+		h.start()
+		defer h.stop()
+		h.deliver(old)
+		upd := h.volume(2)
+		upd.Reference = old.GWID()
+		_ = upd.Sign(h.user)
+		h.deliver(upd)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if st := h.record(upd.ID).State; st != StateDeploying {
+			t.Fatalf("update is %s while its reference deploys, want deploying", st)
+		}
+		h.prov.mu.Lock()
+		ready = true
+		h.prov.mu.Unlock()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		rec := h.record(upd.ID)
+		if rec.State != StateDeployed || rec.Name != old.GWID() {
+			t.Fatalf("update %s as %q (%s), want deployed as %s", rec.State, rec.Name, rec.LastError, old.GWID())
+		}
+		if o := h.record(old.ID); o.ReplacedBy != upd.ID || o.State.Live() {
+			t.Fatalf("old record %s replaced by %d, want replaced by %d", o.State, o.ReplacedBy, upd.ID)
+		}
+		if res := h.reporter.last(old.ID); res == nil || res.State != gridtypes.StateDeleted {
+			t.Fatalf("replaced reservation's last result %+v, want deleted (replaced)", res)
+		}
+	})
+}
+
+// TestUpdateInterruptedAfterTakeOver: the agent dies between marking the
+// referenced reservation replaced and writing the update's record. The
+// redelivered update still deploys under the old name, and nothing is
+// decommissioned.
+func TestUpdateInterruptedAfterTakeOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := NewMemStore()
+		h := newHarness(t, store, nil)
+		h.start()
+		old := h.volume(1)
+		h.deliver(old)
+		synctest.Wait()
+		h.stop()
+		upd := h.volume(2)
+		upd.Reference = old.GWID()
+		_ = upd.Sign(h.user)
+		// The crash: the take-over is durable, the update's record is not.
+		rec := h.record(old.ID)
+		rec.State, rec.ReplacedBy = StateDeleted, upd.ID
+		if err := store.Put(rec); err != nil {
+			t.Fatal(err)
+		}
+
+		h.start()
+		defer h.stop()
+		h.deliver(upd)
+		synctest.Wait()
+		got := h.record(upd.ID)
+		if got.State != StateDeployed || got.Name != old.GWID() {
+			t.Fatalf("redelivered update %s as %q (%s), want deployed as %s", got.State, got.Name, got.LastError, old.GWID())
+		}
+		if !h.prov.isLive(old.GWID()) || h.prov.decom[old.GWID()] != 0 {
+			t.Fatalf("volume live %v, decommissioned %d times", h.prov.isLive(old.GWID()), h.prov.decom[old.GWID()])
+		}
+		if res := h.reporter.last(old.ID); res == nil || res.State != gridtypes.StateDeleted {
+			t.Fatalf("replaced reservation's result %+v, want deleted (replaced)", res)
+		}
+	})
+}
+
 func TestReportRetriedUntilAccepted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, NewMemStore(), nil)

@@ -109,13 +109,23 @@ func startGrid(t testing.TB, nodes int) *grid {
 	return &grid{Grid: g, t: t, cfg: cfg, client: explorer.NewClient(g.ExplorerURL(), nil)}
 }
 
+// dumpLogs prints the tail of every log of the grid; with ZOS_E2E_LOGS set
+// to a directory, whole logs are kept there too.
 func dumpLogs(t testing.TB, root string) {
 	logs, _ := filepath.Glob(filepath.Join(root, "node*", "log", "zinit.log"))
 	logs = append(logs, filepath.Join(root, "log", "explorer.log"))
-	for _, l := range logs {
+	keep := os.Getenv("ZOS_E2E_LOGS")
+	for i, l := range logs {
 		b, err := os.ReadFile(l)
 		if err != nil {
 			continue
+		}
+		if keep != "" {
+			dst := filepath.Join(keep, fmt.Sprintf("%s-%d-%s", strings.ReplaceAll(t.Name(), "/", "_"), i, filepath.Base(l)))
+			if err := os.MkdirAll(keep, 0o755); err == nil {
+				_ = os.WriteFile(dst, b, 0o644)
+				t.Logf("whole log kept in %s", dst)
+			}
 		}
 		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 		if len(lines) > 60 {
