@@ -369,11 +369,11 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 		return e.failLocked(ctx, rec, err)
 	}
 	if r.Reference != "" {
-		// Refuse what can never be taken over at once; the take-over itself
-		// is the deploy worker's (the reference may still be deploying).
-		if _, err := e.referenced(r); err != nil && !errors.Is(err, errReferenceBusy) {
+		name, refID, err := e.takeOver(ctx, r)
+		if err != nil {
 			return e.failLocked(ctx, rec, err)
 		}
+		rec.Name, rec.Replaces = name, refID
 	}
 	e.admitMu.Lock()
 	err := e.admitLocked(r)
@@ -382,6 +382,11 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 	}
 	e.admitMu.Unlock()
 	if errors.Is(err, ErrNoCapacity) {
+		if rec.Replaces != 0 {
+			if rerr := e.restoreReplaced(ctx, rec); rerr != nil {
+				return rerr
+			}
+		}
 		return e.failLocked(ctx, rec, err)
 	}
 	if err != nil {
@@ -392,17 +397,9 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 	return nil
 }
 
-// errReferenceBusy: the reservation an update refers to is still being
-// deployed; the update waits for it.
-var errReferenceBusy = fmt.Errorf("referenced reservation still deploying: %w", ErrDependency)
-
-// referenced returns the record an update refers to, or why it cannot be
-// taken over by r (errReferenceBusy while it is still deploying).
-func (e *Engine) referenced(r *gridtypes.Reservation) (*Record, error) {
-	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("reference %q: %w", r.Reference, ErrBadReference)
-	}
+// referenced returns the record an update refers to, or why r cannot take
+// it over.
+func (e *Engine) referenced(r *gridtypes.Reservation, refID uint64) (*Record, error) {
 	old, err := e.store.Get(refID)
 	if err != nil {
 		return nil, fmt.Errorf("reference %d: %w", refID, ErrBadReference)
@@ -414,41 +411,50 @@ func (e *Engine) referenced(r *gridtypes.Reservation) (*Record, error) {
 		return nil, fmt.Errorf("reference %d is a %s: %w", refID, old.Reservation.Type, ErrBadReference)
 	case old.State == StateDeleted && old.ReplacedBy == r.ID:
 		// This very update took it over, and the agent died before the
-		// update's own record said so: the update finishes it.
+		// update's own record was written: the redelivery finishes it.
 		return old, nil
-	case old.State == StateDeploying:
-		return nil, fmt.Errorf("reference %d: %w", refID, errReferenceBusy)
-	case old.State != StateDeployed || old.ReplacedBy != 0:
+	case (old.State != StateDeployed && old.State != StateDeploying) || old.ReplacedBy != 0:
 		return nil, fmt.Errorf("reference %d is %s: %w", refID, old.State, ErrBadReference)
 	}
 	return old, nil
 }
 
 // takeOver handles an update: the referenced reservation of the same owner
-// and type is superseded, and its working name is reused. Called by the
-// update's deploy worker, with the update's lock held.
+// and type is superseded at once, in delivery order, and its working name
+// is reused. One still deploying is stopped: the update provisions the
+// name with its own configuration (and a failed update restores it).
 func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string, uint64, error) {
 	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
 	if err != nil {
 		return "", 0, fmt.Errorf("reference %q: %w", r.Reference, ErrBadReference)
 	}
+	if _, err := e.referenced(r, refID); err != nil {
+		return "", 0, err
+	}
+	// Stop its worker first (a deploy or an ensure): it holds the lock
+	// while it provisions.
+	e.cancelInflight(refID)
 	unlock := e.locks.Lock(refID)
 	defer unlock()
-	old, err := e.referenced(r)
+	old, err := e.referenced(r, refID)
 	if err != nil {
+		// Changed meanwhile (deleted, say): whatever it is now carries on.
+		if rec, gerr := e.store.Get(refID); gerr == nil && rec.State.Live() && rec.State != StateDeleting {
+			e.startDeploy(refID, rec.State == StateDeployed, nil)
+		}
 		return "", 0, err
 	}
 	if old.ReplacedBy == r.ID {
 		return old.Name, refID, nil
 	}
-	e.cancelInflight(refID) // an ensure of the old one: the update provisions anyway
+	old.ReplacedFrom = old.State
 	old.State = StateDeleted
 	old.ReplacedBy = r.ID
 	old.Updated = e.now().Unix()
 	if err := e.put(old); err != nil {
 		return "", 0, err
 	}
-	e.log.InfoContext(ctx, "reservation replaced", "id", refID, "by", r.ID, "name", old.Name)
+	e.log.InfoContext(ctx, "reservation replaced", "id", refID, "by", r.ID, "name", old.Name, "was", string(old.ReplacedFrom))
 	return old.Name, refID, nil
 }
 
@@ -465,14 +471,17 @@ func (e *Engine) restoreReplaced(ctx context.Context, rec *Record) error {
 	if old.ReplacedBy != rec.ID() {
 		return nil
 	}
-	old.State = StateDeployed
-	old.ReplacedBy = 0
+	old.State = old.ReplacedFrom
+	if old.State != StateDeploying {
+		old.State = StateDeployed // records from before ReplacedFrom existed
+	}
+	old.ReplacedBy, old.ReplacedFrom = 0, ""
 	old.Updated = e.now().Unix()
 	if err := e.put(old); err != nil {
 		return err
 	}
-	e.log.WarnContext(ctx, "update failed, previous reservation kept", "id", old.ID(), "update", rec.ID())
-	e.startDeploy(old.ID(), true, nil)
+	e.log.WarnContext(ctx, "update failed, previous reservation kept", "id", old.ID(), "update", rec.ID(), "state", string(old.State))
+	e.startDeploy(old.ID(), old.State == StateDeployed, nil)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -533,16 +534,15 @@ func TestUpdateKeepsTheWorkingName(t *testing.T) {
 	})
 }
 
-// TestUpdateWaitsForItsReference: an update that arrives while the
-// reservation it replaces is still deploying (waiting for a dependency)
-// waits for it, then takes it over, rather than failing.
-func TestUpdateWaitsForItsReference(t *testing.T) {
+// TestUpdateOfAReservationStillDeploying: an update that arrives while the
+// reservation it replaces still waits for a dependency takes it over at
+// once, in delivery order; deleting the update then leaves nothing behind.
+func TestUpdateOfAReservationStillDeploying(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, NewMemStore(), nil)
 		old := h.volume(1)
-		ready := false
 		h.prov.script = func(d *Deployment, call int) error {
-			if d.Reservation.ID == old.ID && !ready {
+			if d.Reservation.ID == old.ID {
 				return fmt.Errorf("pool not mounted yet: %w", ErrDependency)
 			}
 			return nil
@@ -550,29 +550,72 @@ func TestUpdateWaitsForItsReference(t *testing.T) {
 		h.start()
 		defer h.stop()
 		h.deliver(old)
+		synctest.Wait()
 		upd := h.volume(2)
 		upd.Reference = old.GWID()
 		_ = upd.Sign(h.user)
 		h.deliver(upd)
-		time.Sleep(3 * time.Second)
-		synctest.Wait()
-		if st := h.record(upd.ID).State; st != StateDeploying {
-			t.Fatalf("update is %s while its reference deploys, want deploying", st)
-		}
-		h.prov.mu.Lock()
-		ready = true
-		h.prov.mu.Unlock()
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		rec := h.record(upd.ID)
 		if rec.State != StateDeployed || rec.Name != old.GWID() {
 			t.Fatalf("update %s as %q (%s), want deployed as %s", rec.State, rec.Name, rec.LastError, old.GWID())
 		}
-		if o := h.record(old.ID); o.ReplacedBy != upd.ID || o.State.Live() {
-			t.Fatalf("old record %s replaced by %d, want replaced by %d", o.State, o.ReplacedBy, upd.ID)
+		o := h.record(old.ID)
+		if o.ReplacedBy != upd.ID || o.State != StateDeleted || o.ReplacedFrom != StateDeploying {
+			t.Fatalf("old record %s replaced by %d from %q, want deleted, replaced by %d from deploying", o.State, o.ReplacedBy, o.ReplacedFrom, upd.ID)
 		}
 		if res := h.reporter.last(old.ID); res == nil || res.State != gridtypes.StateDeleted {
 			t.Fatalf("replaced reservation's last result %+v, want deleted (replaced)", res)
+		}
+		h.deliver(h.deleteOf(upd))
+		synctest.Wait()
+		if h.prov.isLive(old.GWID()) {
+			t.Fatal("deleting the update left the workload running")
+		}
+		if st := h.record(old.ID).State; st != StateDeleted {
+			t.Fatalf("replaced reservation came back as %s", st)
+		}
+	})
+}
+
+// TestFailedUpdateRestoresADeployingReservation: the update of a
+// reservation still deploying fails for good; the earlier one goes on
+// deploying and ends deployed.
+func TestFailedUpdateRestoresADeployingReservation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		old := h.volume(1)
+		var ready atomic.Bool
+		h.prov.script = func(d *Deployment, call int) error {
+			switch {
+			case d.Reservation.ID != old.ID:
+				return errors.New("bad size")
+			case !ready.Load():
+				return fmt.Errorf("pool not mounted yet: %w", ErrDependency)
+			}
+			return nil
+		}
+		h.start()
+		defer h.stop()
+		h.deliver(old)
+		synctest.Wait()
+		upd := h.volume(2)
+		upd.Reference = old.GWID()
+		_ = upd.Sign(h.user)
+		h.deliver(upd)
+		synctest.Wait()
+		if res := h.reporter.last(upd.ID); res == nil || res.State != gridtypes.StateError {
+			t.Fatalf("update's result %+v, want error", res)
+		}
+		if o := h.record(old.ID); o.State != StateDeploying || o.ReplacedBy != 0 {
+			t.Fatalf("earlier reservation %s replaced by %d, want deploying again", o.State, o.ReplacedBy)
+		}
+		ready.Store(true)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if o := h.record(old.ID); o.State != StateDeployed || !h.prov.isLive(old.GWID()) {
+			t.Fatalf("earlier reservation %s (live %v), want deployed", o.State, h.prov.isLive(old.GWID()))
 		}
 	})
 }

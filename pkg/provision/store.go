@@ -57,8 +57,11 @@ type Record struct {
 	// Received is when the node accepted the reservation (unix
 	// nanoseconds); provision latency is measured from it.
 	Received int64 `json:"received,omitempty"`
-	// ReplacedBy is set on a record superseded by an update.
-	ReplacedBy uint64 `json:"replaced_by,omitempty"`
+	// ReplacedBy is set on a record superseded by an update, and
+	// ReplacedFrom is the state it had then (deploying or deployed): a
+	// failed update restores it.
+	ReplacedBy   uint64 `json:"replaced_by,omitempty"`
+	ReplacedFrom State  `json:"replaced_from,omitempty"`
 	// Replaces is set on an update: the id of the record it superseded.
 	// If the update fails for good, that record is restored and what runs
 	// is left alone (it belongs to the earlier reservation).

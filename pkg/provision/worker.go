@@ -153,24 +153,6 @@ func (e *Engine) deployOnce(ctx context.Context, id uint64, ensure bool) (done b
 	if rec.State != StateDeploying && !(ensure && rec.State == StateDeployed) {
 		return true, nil
 	}
-	if rec.State == StateDeploying && rec.Reservation.Reference != "" && rec.Replaces == 0 {
-		name, refID, err := e.takeOver(ctx, rec.Reservation)
-		if errors.Is(err, errReferenceBusy) {
-			rec.LastError = err.Error()
-			rec.Updated = e.now().Unix()
-			if perr := e.put(rec); perr != nil {
-				return false, perr
-			}
-			return false, err
-		}
-		if err != nil {
-			return true, e.failLocked(ctx, rec, err)
-		}
-		rec.Name, rec.Replaces = name, refID
-		if err := e.put(rec); err != nil {
-			return false, err
-		}
-	}
 	p := e.prov[rec.Reservation.Type]
 	if p == nil {
 		if rec.State == StateDeployed {

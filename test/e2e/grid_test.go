@@ -78,7 +78,7 @@ func startGrid(t testing.TB, nodes int) *grid {
 	cfg.Bin = binaries(t)
 	cfg.Prefix = "ze"
 	cfg.APIAddr = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cfg.SSDBytes, cfg.HDDBytes = 24<<30, 24<<30
+	cfg.SSDBytes, cfg.HDDBytes = 64<<30, 64<<30 // sparse files
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -192,7 +192,7 @@ func TestChaosKillAgent(t *testing.T) {
 	kills, lastKilled := 0, 0
 	for op := range ops {
 		// At most maxAlive live workloads (2 GiB volumes each at most),
-		// so long runs stay within the node's 24 GiB SSD while deleted
+		// so long runs stay within the node's SSD while deleted
 		// ones wait for their results.
 		const maxAlive = 6
 		switch x := rnd.IntN(10); {
