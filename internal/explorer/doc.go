@@ -56,4 +56,12 @@
 //
 // Results are signed by the node and verified before they are stored; an
 // error result or a deletion releases the capacity and the public IP.
+//
+// An update (a reservation whose Reference names a live one of the same
+// user, node and type) reserves only what it needs beyond the one it
+// replaces: growing a 6 GiB volume to 8 GiB needs 2 GiB free, not 8. When
+// the node reports the earlier one deleted as replaced, its share moves to
+// the update instead of being released; a failed update gives back only
+// its difference. Only the first live update of a reservation gets the
+// credit. (The original had no in-place updates.)
 package explorer

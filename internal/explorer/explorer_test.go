@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -445,6 +447,18 @@ func TestLostConsumerIsRecreated(t *testing.T) {
 	first := g.deploy(t, node.id(), volume(1))
 	node.waitReceived(t, first, gridtypes.ActionDeploy)
 	ctx := context.Background()
+	// The node acknowledges after its handler returns: wait until the ack
+	// has taken the message out of the work queue.
+	testutil.WaitFor(t, 10*time.Second, "delivery acknowledged", func() error {
+		st, err := r.x.js.Stream(ctx, explorer.DeliveryStream)
+		if err != nil {
+			return err
+		}
+		if n := st.CachedInfo().State.Msgs; n != 0 {
+			return fmt.Errorf("%d messages still queued", n)
+		}
+		return nil
+	})
 	if err := r.x.js.DeleteConsumer(ctx, explorer.DeliveryStream, explorer.ConsumerName(node.id())); err != nil {
 		t.Fatal(err)
 	}
@@ -459,5 +473,76 @@ func TestLostConsumerIsRecreated(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("acknowledged reservation delivered %d times", n)
+	}
+}
+
+// TestUpdateNeedsOnlyTheDifference: an update holds only what it needs
+// beyond the reservation it replaces; when the node reports that one
+// replaced, its capacity moves to the update; a failed update gives back
+// only its difference.
+func TestUpdateNeedsOnlyTheDifference(t *testing.T) {
+	r := startExplorer(t, testutil.TempDir(t), 0, nil)
+	g := newGrid(t, r, 1, gridtypes.Capacity{CRU: 4, MRU: 8 * gridtypes.GiB, SRU: 10 * gridtypes.GiB})
+	ctx := context.Background()
+	node := g.nodes[0]
+	reserved := func() gridtypes.Capacity {
+		t.Helper()
+		n, err := r.client.Node(ctx, node.id())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.ReservedResources
+	}
+	update := func(old uint64, gib uint64) (uint64, error) {
+		u := g.reservation(t, node.id(), volume(gib))
+		u.Reference = strconv.FormatUint(old, 10) + "-1"
+		if err := u.Sign(g.userSK); err != nil {
+			t.Fatal(err)
+		}
+		return r.client.CreateReservation(ctx, u)
+	}
+
+	v1 := g.deploy(t, node.id(), volume(6))
+	node.result(t, node.waitReceived(t, v1, gridtypes.ActionDeploy), gridtypes.StateOK, nil)
+	// 6 + 8 GiB do not fit in 10; the 2 GiB difference does.
+	v2, err := update(v1, 8)
+	if err != nil {
+		t.Fatalf("update needing 2 GiB more on a node with 4 free: %v", err)
+	}
+	if got := reserved().SRU; got != 8*gridtypes.GiB {
+		t.Fatalf("reserved %d GiB after the update, want 8", got/gridtypes.GiB)
+	}
+	// A second update of the same reservation gets no credit: 8 more do not fit.
+	if _, err := update(v1, 8); !errors.Is(err, explorer.ErrInsufficientCapacity) {
+		t.Fatalf("second update of a claimed reservation: %v, want insufficient capacity", err)
+	}
+	// The node deploys the update and reports the earlier one replaced.
+	got2 := node.waitReceived(t, v2, gridtypes.ActionDeploy)
+	node.result(t, got2, gridtypes.StateOK, nil)
+	node.result(t, node.waitReceived(t, v1, gridtypes.ActionDeploy), gridtypes.StateDeleted, nil)
+	if got := reserved().SRU; got != 8*gridtypes.GiB {
+		t.Fatalf("reserved %d GiB once the earlier one is replaced, want 8", got/gridtypes.GiB)
+	}
+
+	// A failed update gives back only its difference.
+	v3, err := update(v2, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.result(t, node.waitReceived(t, v3, gridtypes.ActionDeploy), gridtypes.StateError, nil)
+	if got := reserved().SRU; got != 8*gridtypes.GiB {
+		t.Fatalf("reserved %d GiB after a failed update, want 8 (the one kept)", got/gridtypes.GiB)
+	}
+	// Deleting what remains frees everything.
+	res, err := r.client.Reservation(ctx, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.Delete(ctx, v2, g.deleteSig(t, res)); err != nil {
+		t.Fatal(err)
+	}
+	node.result(t, node.waitReceived(t, v2, gridtypes.ActionDelete), gridtypes.StateDeleted, nil)
+	if got := reserved(); !got.IsZero() {
+		t.Fatalf("reserved %v after deleting everything", got)
 	}
 }

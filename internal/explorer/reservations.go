@@ -34,6 +34,14 @@ type record struct {
 	Held gridtypes.Capacity `json:"held,omitzero"`
 	// FarmIP is the farm address a public_ip reservation holds.
 	FarmIP string `json:"farm_ip,omitempty"`
+	// Update accounting: an update (Replaces set) holds only what it
+	// needs beyond the reservation it replaces (ReplacedBy set on that
+	// one). When the node reports the earlier one deleted as replaced, its
+	// capacity moves to the update (Inherited) instead of being released,
+	// so an update needs only the difference free, as users expect.
+	Replaces   uint64 `json:"replaces,omitempty"`
+	ReplacedBy uint64 `json:"replaced_by,omitempty"`
+	Inherited  bool   `json:"inherited,omitempty"`
 	FarmID uint64 `json:"farm_id,omitempty"`
 }
 
@@ -94,27 +102,54 @@ func (x *Explorer) CreateReservation(ctx context.Context, body []byte) (uint64, 
 
 	var undo revert.Stack
 	defer undo.Unwind()
-	// The replay guard (which gives the id) and the capacity reservation
-	// are independent: do both at once, undo whichever succeeded if the
-	// other failed.
-	reserved := make(chan error, 1)
-	go func() { reserved <- x.reserve(ctx, node, need) }()
-	id, claimErr := x.claimHash(ctx, hash, r.NodeID)
-	if reserveErr := <-reserved; reserveErr == nil {
-		undo.Push(func() { x.releaseCapacity(context.WithoutCancel(ctx), r.NodeID, need) })
-	} else if claimErr == nil {
-		claimErr = reserveErr
-		id = 0
+	var (
+		id       uint64
+		claimErr error
+		replaces uint64
+	)
+	if r.Reference == "" {
+		// The replay guard (which gives the id) and the capacity
+		// reservation are independent: do both at once, undo whichever
+		// succeeded if the other failed.
+		reserved := make(chan error, 1)
+		go func() { reserved <- x.reserve(ctx, node, need) }()
+		id, claimErr = x.claimHash(ctx, hash, r.NodeID)
+		if reserveErr := <-reserved; reserveErr == nil {
+			undo.Push(func() { x.releaseCapacity(context.WithoutCancel(ctx), r.NodeID, need) })
+		} else if claimErr == nil {
+			claimErr = reserveErr
+			id = 0
+			undo.Push(func() { _ = x.st.replays.Delete(context.WithoutCancel(ctx), hash) })
+		} else if !errors.Is(claimErr, explorer.ErrReplay) {
+			claimErr = reserveErr
+		}
+		if claimErr != nil {
+			return id, claimErr
+		}
+	} else {
+		// An update: the id first, then the credit of the reservation it
+		// replaces, then what is needed beyond it.
+		if id, claimErr = x.claimHash(ctx, hash, r.NodeID); claimErr != nil {
+			return id, claimErr
+		}
 		undo.Push(func() { _ = x.st.replays.Delete(context.WithoutCancel(ctx), hash) })
-	} else if !errors.Is(claimErr, explorer.ErrReplay) {
-		claimErr = reserveErr
+		var credit gridtypes.Capacity
+		replaces, credit = x.claimCredit(ctx, r, id)
+		if replaces != 0 {
+			undo.Push(func() { x.dropCredit(context.WithoutCancel(ctx), r.NodeID, replaces, id) })
+		}
+		extra := need.Sub(credit)
+		if err := x.reserve(ctx, node, extra); err != nil {
+			return 0, err
+		}
+		undo.Push(func() { x.releaseCapacity(context.WithoutCancel(ctx), r.NodeID, extra) })
+		need = extra
 	}
-	if claimErr != nil {
-		return id, claimErr
+	if r.Reference == "" {
+		undo.Push(func() { _ = x.st.replays.Delete(context.WithoutCancel(ctx), hash) })
 	}
-	undo.Push(func() { _ = x.st.replays.Delete(context.WithoutCancel(ctx), hash) })
 	r.ID, r.Accepted = id, now.Unix()
-	rec := record{Reservation: r, Hash: hash, Held: need}
+	rec := record{Reservation: r, Hash: hash, Held: need, Replaces: replaces}
 	if ip, ok := w.(*gridtypes.PublicIP); ok {
 		if err := x.takeFarmIP(ctx, node.FarmID, ip.IPAddress, id); err != nil {
 			return 0, err
@@ -244,6 +279,98 @@ func (x *Explorer) freeFarmIP(ctx context.Context, farmID uint64, addr string, i
 	if err != nil {
 		x.log.WarnContext(ctx, "public ip release failed", "farm", farmID, "ip", addr, "error", err)
 	}
+}
+
+// liveRecord reports whether rec still holds what it reserved: not failed,
+// not deleted.
+func liveRecord(rec *record) bool {
+	r := rec.Reservation
+	if r.NextAction != gridtypes.ActionDeploy && r.NextAction != gridtypes.ActionSign {
+		return false
+	}
+	return r.Result == nil || r.Result.State == gridtypes.StateOK
+}
+
+// claimCredit marks the reservation that update r (id) refers to as
+// replaced by it and returns that reservation's id and what it holds. The
+// credit is zero (and nothing is marked) unless the reference is a live
+// reservation of the same user, node and type that no other live update
+// has claimed.
+func (x *Explorer) claimCredit(ctx context.Context, r *gridtypes.Reservation, id uint64) (uint64, gridtypes.Capacity) {
+	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
+	if err != nil {
+		return 0, gridtypes.Capacity{}
+	}
+	var credit gridtypes.Capacity
+	_, err = updateJSON(ctx, x.st.res, resKey(r.NodeID, refID), false, func(old *record) error {
+		o := old.Reservation
+		if o.UserID != r.UserID || o.Type != r.Type || !liveRecord(old) || old.Held.IsZero() {
+			return errNoCredit
+		}
+		if old.ReplacedBy != 0 && old.ReplacedBy != id {
+			other, _, err := getJSON[record](ctx, x.st.res, resKey(r.NodeID, old.ReplacedBy))
+			if err == nil && liveRecord(&other) {
+				return errNoCredit
+			}
+		}
+		old.ReplacedBy = id
+		credit = old.Held
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errNoCredit) && !errors.Is(err, explorer.ErrNotFound) {
+			x.log.WarnContext(ctx, "update credit", "id", id, "reference", refID, "error", err)
+		}
+		return 0, gridtypes.Capacity{}
+	}
+	return refID, credit
+}
+
+var errNoCredit = errors.New("no credit")
+
+// dropCredit undoes claimCredit.
+func (x *Explorer) dropCredit(ctx context.Context, nodeID string, refID, id uint64) {
+	_, _ = updateJSON(ctx, x.st.res, resKey(nodeID, refID), false, func(old *record) error {
+		if old.ReplacedBy != id {
+			return errNoCredit
+		}
+		old.ReplacedBy = 0
+		return nil
+	})
+}
+
+// inherit moves what replaced reservation refID holds to the update that
+// replaced it, if that update is live. It reports whether the update holds
+// it now (moved by this call or an earlier one): the caller then zeroes
+// the replaced one's hold without releasing it.
+func (x *Explorer) inherit(ctx context.Context, nodeID string, refID uint64) bool {
+	old, _, err := getJSON[record](ctx, x.st.res, resKey(nodeID, refID))
+	if err != nil || old.ReplacedBy == 0 || old.Held.IsZero() {
+		return false
+	}
+	moved := false
+	_, err = updateJSON(ctx, x.st.res, resKey(nodeID, old.ReplacedBy), false, func(upd *record) error {
+		moved = false
+		if upd.Replaces != refID {
+			return errNoCredit
+		}
+		if upd.Inherited {
+			moved = true
+			return errNoCredit // already done, nothing to write
+		}
+		if !liveRecord(upd) {
+			return errNoCredit
+		}
+		upd.Held = upd.Held.Add(old.Held)
+		upd.Inherited = true
+		moved = true
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoCredit) {
+		x.log.WarnContext(ctx, "update inherits capacity", "id", old.ReplacedBy, "from", refID, "error", err)
+		return false
+	}
+	return moved
 }
 
 // releaseRecord gives back what a record held.
@@ -384,6 +511,9 @@ func (x *Explorer) PostResult(ctx context.Context, nodeID string, res gridtypes.
 		farmID uint64
 		ip     string
 	)
+	// A reservation deleted because an update replaced it hands what it
+	// holds to that update.
+	inherited := res.State == gridtypes.StateDeleted && x.inherit(ctx, nodeID, res.ReservationID)
 	rec, err := updateJSON(ctx, x.st.res, resKey(nodeID, res.ReservationID), false, func(rec *record) error {
 		held, farmID, ip = gridtypes.Capacity{}, 0, ""
 		r := rec.Reservation
@@ -403,6 +533,9 @@ func (x *Explorer) PostResult(ctx context.Context, nodeID string, res gridtypes.
 		case gridtypes.StateDeleted:
 			r.NextAction = gridtypes.ActionDeleted
 			held, farmID, ip = rec.release()
+			if inherited {
+				held = gridtypes.Capacity{} // now the update's
+			}
 		}
 		return nil
 	})
