@@ -42,7 +42,7 @@ type record struct {
 	Replaces   uint64 `json:"replaces,omitempty"`
 	ReplacedBy uint64 `json:"replaced_by,omitempty"`
 	Inherited  bool   `json:"inherited,omitempty"`
-	FarmID uint64 `json:"farm_id,omitempty"`
+	FarmID     uint64 `json:"farm_id,omitempty"`
 }
 
 func resKey(nodeID string, id uint64) string { return nodeID + "." + strconv.FormatUint(id, 10) }
