@@ -34,6 +34,7 @@ type record struct {
 	Held gridtypes.Capacity `json:"held,omitzero"`
 	// FarmIP is the farm address a public_ip reservation holds.
 	FarmIP string `json:"farm_ip,omitempty"`
+	FarmID uint64 `json:"farm_id,omitempty"`
 	// Update accounting: an update (Replaces set) holds only what it
 	// needs beyond the reservation it replaces (ReplacedBy set on that
 	// one). When the node reports the earlier one deleted as replaced, its
@@ -42,7 +43,6 @@ type record struct {
 	Replaces   uint64 `json:"replaces,omitempty"`
 	ReplacedBy uint64 `json:"replaced_by,omitempty"`
 	Inherited  bool   `json:"inherited,omitempty"`
-	FarmID     uint64 `json:"farm_id,omitempty"`
 }
 
 func resKey(nodeID string, id uint64) string { return nodeID + "." + strconv.FormatUint(id, 10) }
