@@ -599,6 +599,11 @@ func (e *Engine) requestDelete(ctx context.Context, r *gridtypes.Reservation) er
 	unlock := e.locks.Lock(r.ID)
 	defer unlock()
 	rec, err := e.store.Get(r.ID)
+	if errors.Is(err, ErrNotFound) && r.Reference != "" {
+		if done, err := e.deleteUnseenUpdate(ctx, r); done || err != nil {
+			return err
+		}
+	}
 	if errors.Is(err, ErrNotFound) {
 		// Never deployed here: leave a tombstone so a late deploy is
 		// ignored, and confirm the deletion.
@@ -640,6 +645,43 @@ func (e *Engine) requestDelete(ctx context.Context, r *gridtypes.Reservation) er
 	e.log.InfoContext(ctx, "reservation deleting", "id", r.ID, "name", rec.Name)
 	e.startDelete(r.ID)
 	return nil
+}
+
+// deleteUnseenUpdate handles the deletion of an update whose deployment
+// this node has not seen yet (the start-up resync hands over the current
+// state of every reservation, so a deleted update arrives as a deletion
+// only). In the user's order the update replaced its reference and was
+// then deleted: the reference is taken over and its workload removed, as
+// if both had arrived. done is false when r cannot take its reference over
+// (the caller leaves a tombstone). Called with r's lock held.
+func (e *Engine) deleteUnseenUpdate(ctx context.Context, r *gridtypes.Reservation) (done bool, err error) {
+	if err := e.validate(ctx, r); err != nil {
+		if errors.Is(err, ErrTemporary) {
+			return true, err // not acknowledged: redelivered later
+		}
+		return false, nil
+	}
+	if e.cfg.VerifySignatures {
+		if err := e.verify(ctx, r, gridtypes.SignDelete); err != nil {
+			if errors.Is(err, ErrTemporary) {
+				return true, err
+			}
+			e.log.WarnContext(ctx, "delete refused", "id", r.ID, "err", err)
+			return false, nil
+		}
+	}
+	name, refID, err := e.takeOver(ctx, r)
+	if err != nil {
+		return false, nil
+	}
+	rec := &Record{Reservation: r, Name: name, Replaces: refID, State: StateDeleting, Updated: e.now().Unix()}
+	if err := e.put(rec); err != nil {
+		return true, err
+	}
+	e.log.InfoContext(ctx, "reservation deleting", "id", r.ID, "name", name, "replaced", refID)
+	e.retireReplaced(ctx, rec)
+	e.startDelete(r.ID)
+	return true, nil
 }
 
 func (e *Engine) observe(rec *Record) {

@@ -620,6 +620,40 @@ func TestFailedUpdateRestoresADeployingReservation(t *testing.T) {
 	})
 }
 
+// TestDeletedUpdateSeenOnlyAsDeletion: the node learns of an update only
+// through its deletion (the resync after a restart hands the current
+// state). The update still replaced its reference, so the workload is gone,
+// the reference reported replaced, and the late deployment is ignored.
+func TestDeletedUpdateSeenOnlyAsDeletion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, NewMemStore(), nil)
+		h.start()
+		defer h.stop()
+		old := h.volume(1)
+		h.deliver(old)
+		synctest.Wait()
+		upd := h.volume(2)
+		upd.Reference = old.GWID()
+		_ = upd.Sign(h.user)
+		h.deliver(h.deleteOf(upd))
+		synctest.Wait()
+		if h.prov.isLive(old.GWID()) {
+			t.Fatal("workload still runs after its update was deleted")
+		}
+		if res := h.reporter.last(old.ID); res == nil || res.State != gridtypes.StateDeleted {
+			t.Fatalf("reference's last result %+v, want deleted (replaced)", res)
+		}
+		if res := h.reporter.last(upd.ID); res == nil || res.State != gridtypes.StateDeleted {
+			t.Fatalf("update's last result %+v, want deleted", res)
+		}
+		h.deliver(upd) // the stale deployment
+		synctest.Wait()
+		if h.prov.isLive(old.GWID()) || h.record(upd.ID).State != StateDeleted {
+			t.Fatal("late deployment of a deleted update acted")
+		}
+	})
+}
+
 // TestUpdateInterruptedAfterTakeOver: the agent dies between marking the
 // referenced reservation replaced and writing the update's record. The
 // redelivered update still deploys under the old name, and nothing is
