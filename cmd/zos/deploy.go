@@ -81,7 +81,7 @@ func readDocuments(path string, stdin io.Reader) ([][]byte, error) {
 
 // buildReservation turns a document into a signed reservation of m, with
 // its secrets sealed to the node (unless sealed says they already are).
-func buildReservation(doc []byte, m me, node string, now time.Time, validity time.Duration, sealed bool) (*gridtypes.Reservation, error) {
+func buildReservation(doc []byte, m me, node, reference string, now time.Time, validity time.Duration, sealed bool) (*gridtypes.Reservation, error) {
 	var f deployFile
 	d := json.NewDecoder(bytes.NewReader(doc))
 	d.DisallowUnknownFields()
@@ -90,6 +90,9 @@ func buildReservation(doc []byte, m me, node string, now time.Time, validity tim
 	}
 	if node != "" {
 		f.NodeID = node
+	}
+	if reference != "" {
+		f.Reference = reference
 	}
 	r := &gridtypes.Reservation{Version: gridtypes.CurrentVersion, NodeID: f.NodeID, UserID: m.id, Type: f.Type, Data: f.Data,
 		Description: f.Description, Metadata: f.Metadata, Reference: f.Reference, Created: now.Unix(), Expires: now.Add(validity).Unix(),
@@ -158,13 +161,20 @@ func deployCmd(a *app) *cobra.Command {
 	var file, node string
 	var watch, sealed bool
 	var validity, wait time.Duration
+	var replaces uint64
 	cmd := &cobra.Command{
 		Use:   "deploy -f reservation.yaml",
 		Short: "sign and submit reservations (YAML or JSON, several YAML documents allowed)",
 		Long: `deploy reads reservations (node_id, type, data, and optionally description,
 metadata and signing requests), encrypts their secrets to the target node,
 signs them with your identity and submits them. Without node_id (or --node)
-a node with enough free capacity is picked. See examples/ for every type.`,
+a node with enough free capacity is picked. See examples/ for every type.
+
+--replaces ID updates a workload in place: the reservation replaces
+reservation ID (same type, on its node), keeps its working name and what it
+holds (a volume keeps its data and grows), and ID is reported deleted once
+the update is deployed. Only the difference in capacity must be free. If the
+update fails, ID stays as it was.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -178,9 +188,25 @@ a node with enough free capacity is picked. See examples/ for every type.`,
 			if err != nil {
 				return err
 			}
+			reference := ""
+			if replaces != 0 {
+				if len(docs) != 1 {
+					return fmt.Errorf("--replaces takes a file of one reservation, not %d: %w", len(docs), errUsage)
+				}
+				ctx, cancel := a.ctx(cmd.Context())
+				old, err := a.client().Reservation(ctx, replaces)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("reservation %d: %w", replaces, err)
+				}
+				if node != "" && node != old.NodeID {
+					return fmt.Errorf("--node %s: reservation %d is on node %s, an update stays there: %w", node, replaces, old.NodeID, errUsage)
+				}
+				node, reference = old.NodeID, old.GWID()
+			}
 			var ids []uint64
 			for i, doc := range docs {
-				r, err := buildReservation(doc, m, node, time.Now(), validity, sealed)
+				r, err := buildReservation(doc, m, node, reference, time.Now(), validity, sealed)
 				if err != nil {
 					return fmt.Errorf("document %d: %w", i+1, err)
 				}
@@ -213,6 +239,7 @@ a node with enough free capacity is picked. See examples/ for every type.`,
 	f.BoolVar(&watch, "watch", false, "wait for the node's result")
 	f.DurationVar(&wait, "wait", 5*time.Minute, "how long --watch waits")
 	f.BoolVar(&sealed, "sealed", false, "secrets in the file are already encrypted (hex)")
+	f.Uint64Var(&replaces, "replaces", 0, "update reservation `ID` in place (same type and node)")
 	f.DurationVar(&validity, "validity", 10*time.Minute, "how long the signed request may be submitted")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml", "json")
 	return cmd

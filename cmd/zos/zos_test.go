@@ -230,6 +230,21 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatalf("get: %s", out)
 	}
 	vol := ids[gridtypes.TypeVolume]
+	// An update in place: it lands on the volume's node and refers to it.
+	out, code = run("deploy", "-f", "../../examples/volume.yaml", "--replaces", itoa(vol), "--watch", "--wait", "30s", "-o", "json")
+	var upd []gridtypes.Reservation
+	if err := json.Unmarshal([]byte(out), &upd); err != nil || code != exitOK || len(upd) != 1 {
+		t.Fatalf("deploy --replaces: exit %d, output %s", code, out)
+	}
+	if upd[0].Reference != itoa(vol)+"-1" || upd[0].NodeID != node.c.NodeID() {
+		t.Fatalf("update refers to %q on %s, want %d-1 on %s", upd[0].Reference, upd[0].NodeID, vol, node.c.NodeID())
+	}
+	if _, code := run("deploy", "-f", "../../examples/volume.yaml", "--replaces", "99999"); code != exitNotFound {
+		t.Errorf("--replaces of an unknown reservation: exit %d", code)
+	}
+	if _, code := run("deploy", "-f", "../../examples/volume.yaml", "--replaces", itoa(vol), "--node", silentID(t)); code != exitUsage {
+		t.Errorf("--replaces onto another node: exit %d", code)
+	}
 	if _, code := run("delete", itoa(vol), "--watch", "--wait", "30s"); code != exitOK {
 		t.Fatalf("delete: exit %d", code)
 	}
@@ -263,6 +278,16 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 }
 
+// silentID is a well-formed node id of no node.
+func silentID(t *testing.T) string {
+	t.Helper()
+	seed, err := identity.GenerateSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return identity.NewKeyPair(seed).ID()
+}
+
 func itoa(v uint64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -281,7 +306,7 @@ func TestExamplesAreValid(t *testing.T) {
 			t.Fatalf("%s: %v", ex, err)
 		}
 		for _, d := range docs {
-			r, err := buildReservation(d, me{id: 1, sk: sk}, nodeID, time.Now(), time.Minute, false)
+			r, err := buildReservation(d, me{id: 1, sk: sk}, nodeID, "", time.Now(), time.Minute, false)
 			if err != nil {
 				t.Fatalf("%s: %v", ex, err)
 			}
