@@ -27,12 +27,14 @@ import (
 // deployFile is what a user writes: the reservation without what zos
 // fills in (owner, version, times, signature). Secrets are in clear.
 type deployFile struct {
-	NodeID                  string                   `json:"node_id,omitempty"`
-	Type                    gridtypes.WorkloadType   `json:"type"`
-	Data                    json.RawMessage          `json:"data"`
-	Description             string                   `json:"description,omitempty"`
-	Metadata                string                   `json:"metadata,omitempty"`
-	Reference               string                   `json:"reference,omitempty"`
+	NodeID      string                 `json:"node_id,omitempty"`
+	Type        gridtypes.WorkloadType `json:"type"`
+	Data        json.RawMessage        `json:"data"`
+	Description string                 `json:"description,omitempty"`
+	Metadata    string                 `json:"metadata,omitempty"`
+	Reference   string                 `json:"reference,omitempty"`
+	// Lifetime is a Go duration ("720h"): the workload is removed then.
+	Lifetime                string                   `json:"lifetime,omitempty"`
 	SigningRequestProvision gridtypes.SigningRequest `json:"signing_request_provision,omitzero"`
 	SigningRequestDelete    gridtypes.SigningRequest `json:"signing_request_delete,omitzero"`
 }
@@ -81,7 +83,7 @@ func readDocuments(path string, stdin io.Reader) ([][]byte, error) {
 
 // buildReservation turns a document into a signed reservation of m, with
 // its secrets sealed to the node (unless sealed says they already are).
-func buildReservation(doc []byte, m me, node, reference string, now time.Time, validity time.Duration, sealed bool) (*gridtypes.Reservation, error) {
+func buildReservation(doc []byte, m me, node, reference string, lifetime time.Duration, now time.Time, validity time.Duration, sealed bool) (*gridtypes.Reservation, error) {
 	var f deployFile
 	d := json.NewDecoder(bytes.NewReader(doc))
 	d.DisallowUnknownFields()
@@ -94,8 +96,15 @@ func buildReservation(doc []byte, m me, node, reference string, now time.Time, v
 	if reference != "" {
 		f.Reference = reference
 	}
+	if lifetime == 0 && f.Lifetime != "" {
+		var err error
+		if lifetime, err = time.ParseDuration(f.Lifetime); err != nil || lifetime < time.Second {
+			return nil, fmt.Errorf("lifetime %q: not a duration of at least 1s: %w", f.Lifetime, gridtypes.ErrInvalid)
+		}
+	}
 	r := &gridtypes.Reservation{Version: gridtypes.CurrentVersion, NodeID: f.NodeID, UserID: m.id, Type: f.Type, Data: f.Data,
 		Description: f.Description, Metadata: f.Metadata, Reference: f.Reference, Created: now.Unix(), Expires: now.Add(validity).Unix(),
+		Lifetime:                int64(lifetime / time.Second),
 		SigningRequestProvision: f.SigningRequestProvision, SigningRequestDelete: f.SigningRequestDelete}
 	w, err := r.Workload()
 	if err != nil {
@@ -160,7 +169,7 @@ func (a *app) pickNode(ctx context.Context, r *gridtypes.Reservation) (string, e
 func deployCmd(a *app) *cobra.Command {
 	var file, node string
 	var watch, sealed bool
-	var validity, wait time.Duration
+	var validity, wait, lifetime time.Duration
 	var replaces uint64
 	cmd := &cobra.Command{
 		Use:   "deploy -f reservation.yaml",
@@ -174,7 +183,10 @@ a node with enough free capacity is picked. See examples/ for every type.
 reservation ID (same type, on its node), keeps its working name and what it
 holds (a volume keeps its data and grows), and ID is reported deleted once
 the update is deployed. Only the difference in capacity must be free. If the
-update fails, ID stays as it was.`,
+update fails, ID stays as it was.
+
+--lifetime (or lifetime: in the file) makes the node remove the workload
+when it ends; its result then reads deleted, "expired".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -206,7 +218,7 @@ update fails, ID stays as it was.`,
 			}
 			var ids []uint64
 			for i, doc := range docs {
-				r, err := buildReservation(doc, m, node, reference, time.Now(), validity, sealed)
+				r, err := buildReservation(doc, m, node, reference, lifetime, time.Now(), validity, sealed)
 				if err != nil {
 					return fmt.Errorf("document %d: %w", i+1, err)
 				}
@@ -240,6 +252,7 @@ update fails, ID stays as it was.`,
 	f.DurationVar(&wait, "wait", 5*time.Minute, "how long --watch waits")
 	f.BoolVar(&sealed, "sealed", false, "secrets in the file are already encrypted (hex)")
 	f.Uint64Var(&replaces, "replaces", 0, "update reservation `ID` in place (same type and node)")
+	f.DurationVar(&lifetime, "lifetime", 0, "remove the workload this long after now (e.g. 720h; default: until deleted)")
 	f.DurationVar(&validity, "validity", 10*time.Minute, "how long the signed request may be submitted")
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml", "json")
 	return cmd

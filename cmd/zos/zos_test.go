@@ -239,6 +239,17 @@ func TestCLIEndToEnd(t *testing.T) {
 	if upd[0].Reference != itoa(vol)+"-1" || upd[0].NodeID != node.c.NodeID() {
 		t.Fatalf("update refers to %q on %s, want %d-1 on %s", upd[0].Reference, upd[0].NodeID, vol, node.c.NodeID())
 	}
+	if upd[0].Lifetime != 0 {
+		t.Errorf("lifetime %d without --lifetime", upd[0].Lifetime)
+	}
+	out, code = run("deploy", "-f", "../../examples/volume.yaml", "--lifetime", "720h", "--node", node.c.NodeID(), "-o", "json")
+	var created []explorer.CreatedResponse
+	if err := json.Unmarshal([]byte(out), &created); err != nil || code != exitOK || len(created) != 1 {
+		t.Fatalf("deploy --lifetime 720h: exit %d, output %s", code, out)
+	}
+	if out, _ = run("get", itoa(created[0].ID), "-o", "json"); !strings.Contains(out, `"lifetime": 2592000`) {
+		t.Errorf("reservation deployed with --lifetime 720h:\n%s", out)
+	}
 	if _, code := run("deploy", "-f", "../../examples/volume.yaml", "--replaces", "99999"); code != exitNotFound {
 		t.Errorf("--replaces of an unknown reservation: exit %d", code)
 	}
@@ -306,7 +317,7 @@ func TestExamplesAreValid(t *testing.T) {
 			t.Fatalf("%s: %v", ex, err)
 		}
 		for _, d := range docs {
-			r, err := buildReservation(d, me{id: 1, sk: sk}, nodeID, "", time.Now(), time.Minute, false)
+			r, err := buildReservation(d, me{id: 1, sk: sk}, nodeID, "", 0, time.Now(), time.Minute, false)
 			if err != nil {
 				t.Fatalf("%s: %v", ex, err)
 			}

@@ -321,7 +321,7 @@ func (g *Grid) writeNodeConfig(n *Node, farmID uint64, devices []string) error {
 	fmt.Fprintf(&b, "hostname = %s\nexplorer = [%s]\nhub = %s\n", q(n.NS), q(g.NATSURL()), q(g.BlocksURL()))
 	fmt.Fprintf(&b, "zinit = %s\nzinit_config_dir = %s\nbin_dir = %s\napi = %s\n",
 		q(n.Zinit), q(filepath.Join(n.Root, "zinit")), q(g.cfg.Bin), q(n.API))
-	fmt.Fprintf(&b, "report_interval = \"1m\"\ncpu_overcommit = 16\n\n[storage]\ndevices = [")
+	fmt.Fprintf(&b, "report_interval = \"1m\"\nexpiry_interval = \"2s\"\ncpu_overcommit = 16\n\n[storage]\ndevices = [")
 	for i, d := range devices {
 		if i > 0 {
 			b.WriteString(", ")

@@ -427,6 +427,7 @@ func (a *Agent) zdbProvisioner() (*primitives.ZDB, error) {
 
 func (a *Agent) startEngine(ctx context.Context, g *errgroup.Group, grid *gridConn) error {
 	cfg := provision.DefaultConfig()
+	cfg.ExpiryInterval = time.Duration(a.cfg.ExpiryInterval)
 	cfg.NodeID = string(a.id.NodeID())
 	cfg.Key = ed25519.PrivateKey(a.id.PrivateKey())
 	total, err := a.totalCapacity()

@@ -67,6 +67,9 @@ type Config struct {
 
 	// ReportInterval is the period of the uptime and capacity reports.
 	ReportInterval Duration `toml:"report_interval"`
+	// ExpiryInterval is how often workloads past their lifetime are
+	// looked for and removed (20 s, as the original).
+	ExpiryInterval Duration `toml:"expiry_interval"`
 }
 
 // StorageConfig selects the node's disks.
@@ -132,6 +135,7 @@ func DefaultConfig() Config {
 		ZinitConfigDir: "/etc/zinit",
 		API:            "/var/run/zosd.sock",
 		ReportInterval: Duration(10 * time.Minute),
+		ExpiryInterval: Duration(20 * time.Second),
 		CPUOvercommit:  1,
 		ZDB:            ZDBConfig{Listen: "::", Port: 9900},
 		Network:        NetworkConfig{WireGuard: "auto"},
@@ -197,6 +201,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReportInterval <= 0 {
 		errs = append(errs, errors.New("report_interval: must be positive"))
+	}
+	if c.ExpiryInterval <= 0 {
+		errs = append(errs, errors.New("expiry_interval: must be positive"))
 	}
 	return errors.Join(errs...)
 }

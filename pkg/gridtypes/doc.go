@@ -49,7 +49,10 @@
 //	             expires i64, provision signers (list of u64) and quorum u32,
 //	             delete signers and quorum, then the workload's fields in
 //	             their declaration order (strings as string, numbers as u64,
-//	             lists as list, maps as map, nested structs field by field)
+//	             lists as list, maps as map, nested structs field by field).
+//	             With a Lifetime, the tag is "zos-reservation-v2" and the
+//	             lifetime i64 follows expires (hashes without one are
+//	             unchanged).
 //	provision/   "zos-sign-v1", action ("provision"|"delete"), reservation
 //	delete sig   hash (bytes), signer user id u64, epoch i64
 //	result       "zos-result-v1", reservation id u64, node_id, type,
@@ -68,7 +71,11 @@
 // Replay and expiry: Created and Expires are signed; the explorer refuses a
 // request after Expires, one dated more than ClockSkew ahead, and one
 // valid for more than MaxValidity, and it remembers the hash of every
-// accepted request for MaxValidity, refusing it a second time.
+// accepted request for MaxValidity, refusing it a second time. Expires
+// bounds the request, not the workload: a workload lives until deleted, or
+// until Created + Lifetime when the owner set a Lifetime (the original
+// expired workloads with their capacity pool; a lifetime is our pool-free
+// equivalent, enforced by the node).
 //
 // Multi-signature: SigningRequestProvision lists users of whom QuorumMin
 // must sign "provision" before the explorer delivers the reservation;

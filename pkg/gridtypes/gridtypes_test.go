@@ -203,6 +203,47 @@ func TestGoldenHash(t *testing.T) {
 	}
 }
 
+// TestGoldenHashWithLifetime: a lifetime switches the domain tag and is
+// encoded after expires; negative and oversized lifetimes are refused.
+func TestGoldenHashWithLifetime(t *testing.T) {
+	r := &Reservation{Version: 2, NodeID: nodeID(1), UserID: 7, Type: TypeVolume, Data: json.RawMessage(`{"size":1,"type":"ssd"}`),
+		Created: 1_700_000_000, Expires: 1_700_000_600, Lifetime: 86400}
+	h, err := r.HashHex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEncoder("zos-reservation-v2")
+	e.u32(2)
+	e.str(nodeID(1))
+	e.u64(7)
+	e.str("volume")
+	e.str("")
+	e.str("")
+	e.str("")
+	e.i64(1_700_000_000)
+	e.i64(1_700_000_600)
+	e.i64(86400)
+	e.u32(0)
+	e.u32(0)
+	e.u32(0)
+	e.u32(0)
+	e.u64(1)
+	e.str("ssd")
+	if s := e.sum(); hex.EncodeToString(s[:]) != h {
+		t.Fatalf("hash %s does not follow the documented encoding (%x)", h, s)
+	}
+	if r.ExpiresAt() != time.Unix(1_700_086_400, 0) {
+		t.Fatalf("expires at %v", r.ExpiresAt())
+	}
+	for _, bad := range []int64{-1, MaxLifetime + 1} {
+		r.Lifetime = bad
+		var fe *FieldError
+		if err := r.Validate(); !errors.As(err, &fe) || fe.Field != "lifetime" {
+			t.Errorf("lifetime %d: %v", bad, err)
+		}
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	good, _ := json.Marshal(signed(t, &Volume{Size: 1, Type: DiskSSD}))
 	cases := map[string]struct {
@@ -308,6 +349,13 @@ func TestCheckTime(t *testing.T) {
 	}
 	if err := r.CheckTime(testNow.Add(-ClockSkew - time.Minute)); !errors.Is(err, ErrNotYetValid) {
 		t.Errorf("early: %v", err)
+	}
+	r.Lifetime = 120 // ends before the request does
+	if err := r.CheckTime(testNow.Add(time.Minute)); err != nil {
+		t.Errorf("within its lifetime: %v", err)
+	}
+	if err := r.CheckTime(testNow.Add(2 * time.Minute)); !errors.Is(err, ErrExpired) {
+		t.Errorf("lifetime over: %v", err)
 	}
 }
 

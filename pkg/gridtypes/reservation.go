@@ -25,6 +25,8 @@ const (
 	MaxValidity = time.Hour
 	// ClockSkew is how far in the future Created may be.
 	ClockSkew = 5 * time.Minute
+	// MaxLifetime bounds Reservation.Lifetime (seconds): ten years.
+	MaxLifetime = 10 * 365 * 24 * 3600
 )
 
 // WorkloadIndex is the workload index inside a reservation: always 1, since
@@ -60,6 +62,10 @@ type Reservation struct {
 	// seconds), at most MaxValidity after Created. It is not the lifetime
 	// of the workload: an accepted reservation lives until deleted.
 	Expires int64 `json:"expires"`
+	// Lifetime is how long the workload lives, in seconds from Created;
+	// the node removes it then (result deleted, "expired"). 0 keeps it
+	// until its owner deletes it.
+	Lifetime int64 `json:"lifetime,omitempty"`
 	// SigningRequestProvision lists who must also sign before the
 	// reservation is deployed (empty: deployed at once).
 	SigningRequestProvision SigningRequest `json:"signing_request_provision,omitzero"`
@@ -95,6 +101,14 @@ type Signature struct {
 	Signature string `json:"signature"`
 	// Epoch is when it was signed (unix seconds), covered by the signature.
 	Epoch int64 `json:"epoch"`
+}
+
+// ExpiresAt is when the workload's lifetime ends (zero time: never).
+func (r *Reservation) ExpiresAt() time.Time {
+	if r.Lifetime <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(r.Created+r.Lifetime, 0)
 }
 
 // GWID is the node-local workload id "<id>-1" under which a node names
@@ -258,6 +272,9 @@ func (r *Reservation) Validate() error {
 	if r.Expires-r.Created > int64(MaxValidity/time.Second) {
 		return &FieldError{Field: "expires", Reason: "more than " + MaxValidity.String() + " after created", Err: ErrNotYetValid}
 	}
+	if r.Lifetime < 0 || r.Lifetime > MaxLifetime {
+		return fieldErr("lifetime", "%d seconds is out of range 0..%d", r.Lifetime, MaxLifetime)
+	}
 	if err := r.SigningRequestProvision.validate("signing_request_provision"); err != nil {
 		return err
 	}
@@ -292,14 +309,17 @@ func (s SigningRequest) validate(field string) error {
 }
 
 // CheckTime checks that the signed request is usable at now: Created not
-// beyond now + ClockSkew (ErrNotYetValid) and now not after Expires
-// (ErrExpired).
+// beyond now + ClockSkew (ErrNotYetValid), now not after Expires and not at
+// or after the end of the lifetime (ErrExpired).
 func (r *Reservation) CheckTime(now time.Time) error {
 	if r.Created > now.Add(ClockSkew).Unix() {
 		return fmt.Errorf("reservation created at %d, now is %d: %w", r.Created, now.Unix(), ErrNotYetValid)
 	}
 	if now.Unix() > r.Expires {
 		return fmt.Errorf("reservation expired at %d, now is %d: %w", r.Expires, now.Unix(), ErrExpired)
+	}
+	if at := r.ExpiresAt(); !at.IsZero() && !now.Before(at) {
+		return fmt.Errorf("lifetime ended at %d, now is %d: %w", at.Unix(), now.Unix(), ErrExpired)
 	}
 	return nil
 }
@@ -311,7 +331,13 @@ func (r *Reservation) Hash() ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, err
 	}
-	e := newEncoder("zos-reservation-v1")
+	// A lifetime, when set, is encoded under another domain: the hashes of
+	// reservations without one are unchanged.
+	domain := "zos-reservation-v1"
+	if r.Lifetime != 0 {
+		domain = "zos-reservation-v2"
+	}
+	e := newEncoder(domain)
 	e.u32(r.Version)
 	e.str(r.NodeID)
 	e.u64(r.UserID)
@@ -321,6 +347,9 @@ func (r *Reservation) Hash() ([32]byte, error) {
 	e.str(r.Reference)
 	e.i64(r.Created)
 	e.i64(r.Expires)
+	if r.Lifetime != 0 {
+		e.i64(r.Lifetime)
+	}
 	for _, s := range []SigningRequest{r.SigningRequestProvision, r.SigningRequestDelete} {
 		e.u64s(s.Signers)
 		e.u32(s.QuorumMin)

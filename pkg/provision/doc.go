@@ -36,8 +36,15 @@
 //   - Updates: a reservation whose Reference names an earlier one of the
 //     same owner and type supersedes it; its Provisioner is called with the
 //     earlier working name (an in-place update: a network's peers change,
-//     a volume grows) and the earlier record becomes a tombstone. An
-//     update that arrives while the earlier one is still deploying waits
-//     for it (the original failed it); if the update fails for good, the
-//     earlier reservation is restored as it was.
+//     a volume grows) and the earlier record becomes a tombstone. The
+//     take-over happens at once, in delivery order, also while the earlier
+//     one is still deploying (its deploy is stopped); if the update fails
+//     for good, the earlier reservation is restored to the state it had.
+//     The deletion of an update the node never saw deployed still takes
+//     its reference over, so "update, then delete" leaves nothing.
+//   - Expiry: a reservation with a Lifetime is removed when it ends (every
+//     Config.ExpiryInterval, and at start for what ended while the node was
+//     off); its result reads deleted, "expired". One that arrives after
+//     its lifetime is never deployed. The original expired workloads with
+//     their capacity pool on the explorer; there are no pools here.
 package provision

@@ -112,6 +112,9 @@ type Config struct {
 	OpTimeout time.Duration
 	// CounterInterval is the period of the Counters stream.
 	CounterInterval time.Duration
+	// ExpiryInterval is how often workloads past their lifetime are
+	// looked for (the original: 20 s).
+	ExpiryInterval time.Duration
 	// VerifySignatures makes the node check the owner's signature and the
 	// signature quorum itself (the original trusted the explorer).
 	VerifySignatures bool
@@ -129,6 +132,7 @@ func DefaultConfig() Config {
 		RetryMax:         time.Minute,
 		OpTimeout:        10 * time.Minute,
 		CounterInterval:  2 * time.Second,
+		ExpiryInterval:   20 * time.Second,
 		VerifySignatures: true,
 		SystemReserve:    gridtypes.Capacity{MRU: 2 * gridtypes.GiB},
 	}
@@ -145,7 +149,7 @@ func (c Config) Validate() error {
 		return errors.New("provision: workers must be positive")
 	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
 		return errors.New("provision: retry bounds invalid")
-	case c.OpTimeout <= 0 || c.CounterInterval <= 0:
+	case c.OpTimeout <= 0 || c.CounterInterval <= 0 || c.ExpiryInterval <= 0:
 		return errors.New("provision: timeouts must be positive")
 	}
 	return nil
@@ -238,6 +242,7 @@ func (e *Engine) Run(ctx context.Context, sources ...Source) error {
 	if err != nil {
 		return err
 	}
+	wg.Go(func() { e.expiryLoop(ctx) })
 	in := make(chan Delivery)
 	errs := make(chan error, len(sources))
 	for _, s := range sources {
@@ -367,6 +372,20 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 	rec := &Record{Reservation: r, Name: r.GWID(), State: StateDeploying, Updated: now.Unix(), Received: now.UnixNano()}
 	if err := e.validate(ctx, r); err != nil {
 		return e.failLocked(ctx, rec, err)
+	}
+	if at := r.ExpiresAt(); !at.IsZero() && !now.Before(at) {
+		// Its lifetime ended before it got here (the node was down):
+		// nothing is deployed, the grid is told it is gone.
+		rec.State = StateDeleted
+		if err := e.setResult(rec, gridtypes.StateDeleted, reasonExpired, nil); err != nil {
+			return err
+		}
+		if err := e.put(rec); err != nil {
+			return err
+		}
+		e.log.InfoContext(ctx, "reservation expired before deployment", "id", r.ID)
+		e.startReport(r.ID)
+		return nil
 	}
 	if r.Reference != "" {
 		name, refID, err := e.takeOver(ctx, r)
@@ -707,7 +726,7 @@ func (e *Engine) DecommissionCached(id string, reason string) error {
 		if err == nil && cur.State.Live() && cur.State != StateDeleting {
 			e.cancelInflight(rec.ID())
 			cur.State = StateDeleting
-			cur.LastError = reason
+			cur.Reason = reason
 			cur.Updated = e.now().Unix()
 			err = e.put(cur)
 		}
@@ -719,4 +738,59 @@ func (e *Engine) DecommissionCached(id string, reason string) error {
 		return nil
 	}
 	return fmt.Errorf("workload %q: %w", id, ErrNotFound)
+}
+
+// reasonExpired is the message of the deleted result of a workload whose
+// lifetime ended.
+const reasonExpired = "expired"
+
+// expiryLoop removes workloads past their lifetime, at start and every
+// ExpiryInterval, until ctx ends.
+func (e *Engine) expiryLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		for _, id := range e.usage.expired(e.now()) {
+			if err := e.expire(ctx, id); err != nil {
+				e.log.WarnContext(ctx, "expiry", "id", id, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// expire starts the removal of reservation id if it is still live and
+// past its lifetime.
+func (e *Engine) expire(ctx context.Context, id uint64) error {
+	due := func(rec *Record) bool {
+		at := rec.Reservation.ExpiresAt()
+		return (rec.State == StateDeploying || rec.State == StateDeployed) && rec.ReplacedBy == 0 &&
+			!at.IsZero() && !e.now().Before(at)
+	}
+	if rec, err := e.store.Get(id); err != nil || !due(rec) {
+		return err
+	}
+	e.cancelInflight(id) // a deploy or an ensure holds the lock while it works
+	unlock := e.locks.Lock(id)
+	defer unlock()
+	rec, err := e.store.Get(id)
+	if err != nil {
+		return err
+	}
+	if !due(rec) {
+		return nil
+	}
+	rec.State = StateDeleting
+	rec.Reason = reasonExpired
+	rec.Updated = e.now().Unix()
+	if err := e.put(rec); err != nil {
+		return err
+	}
+	e.log.InfoContext(ctx, "reservation expired", "id", id, "name", rec.Name, "at", rec.Reservation.ExpiresAt())
+	e.startDelete(id)
+	return nil
 }

@@ -884,3 +884,69 @@ func TestEveryInvalidFieldFailsNamingIt(t *testing.T) {
 		}
 	})
 }
+
+// TestLifetimeEndsTheWorkload: a workload with a lifetime is removed when
+// it ends (deleted result "expired", capacity freed); one that arrives
+// after its lifetime is never deployed; one that ends while the engine is
+// stopped is removed at the next start.
+func TestLifetimeEndsTheWorkload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := NewMemStore()
+		h := newHarness(t, store, nil)
+		withLifetime := func(size uint64, lifetime time.Duration) *gridtypes.Reservation {
+			r := h.volume(size)
+			r.Lifetime = int64(lifetime / time.Second)
+			if err := r.Sign(h.user); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		short, long, forever := withLifetime(1, time.Minute), withLifetime(2, time.Hour), h.volume(3)
+		h.start()
+		for _, r := range []*gridtypes.Reservation{short, long, forever} {
+			h.deliver(r)
+		}
+		synctest.Wait()
+		time.Sleep(59 * time.Second)
+		synctest.Wait()
+		if !h.prov.isLive(short.GWID()) {
+			t.Fatal("removed before its lifetime ended")
+		}
+		time.Sleep(30 * time.Second) // past the end, and one expiry interval
+		synctest.Wait()
+		if h.prov.isLive(short.GWID()) || h.record(short.ID).State != StateDeleted {
+			t.Fatalf("still %s after its lifetime", h.record(short.ID).State)
+		}
+		if res := h.reporter.last(short.ID); res == nil || res.State != gridtypes.StateDeleted || res.Message != "expired" {
+			t.Fatalf("result %+v, want deleted, expired", res)
+		}
+		if used, _ := h.engine.Used(); used.SRU != 5*gridtypes.GiB {
+			t.Fatalf("used %v, want the 5 GiB of the two others", used)
+		}
+		// Arriving after its lifetime: nothing deployed.
+		late := withLifetime(1, time.Minute)
+		late.Created -= 120
+		late.Expires = late.Created + 3600
+		_ = late.Sign(h.user)
+		h.deliver(late)
+		synctest.Wait()
+		if h.prov.isLive(late.GWID()) || h.prov.calls[late.GWID()] != 0 {
+			t.Fatal("a reservation past its lifetime was deployed")
+		}
+		if res := h.reporter.last(late.ID); res == nil || res.State != gridtypes.StateDeleted || res.Message != "expired" {
+			t.Fatalf("late result %+v, want deleted, expired", res)
+		}
+		// Ending while the engine is stopped.
+		h.stop()
+		time.Sleep(2 * time.Hour)
+		h.start()
+		defer h.stop()
+		synctest.Wait()
+		if h.prov.isLive(long.GWID()) || h.record(long.ID).State != StateDeleted {
+			t.Fatal("lifetime that ended while stopped not enforced at start")
+		}
+		if !h.prov.isLive(forever.GWID()) {
+			t.Fatal("workload without a lifetime removed")
+		}
+	})
+}

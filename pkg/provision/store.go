@@ -57,6 +57,10 @@ type Record struct {
 	// Received is when the node accepted the reservation (unix
 	// nanoseconds); provision latency is measured from it.
 	Received int64 `json:"received,omitempty"`
+	// Reason, when set, is why the node removes the workload on its own
+	// (expired, or an operator's DecommissionCached): the message of its
+	// deleted result.
+	Reason string `json:"reason,omitempty"`
 	// ReplacedBy is set on a record superseded by an update, and
 	// ReplacedFrom is the state it had then (deploying or deployed): a
 	// failed update restores it.

@@ -1,7 +1,9 @@
 package provision
 
 import (
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/zos-go/zos/pkg/gridtypes"
 )
@@ -16,9 +18,10 @@ type usageIndex struct {
 }
 
 type usageEntry struct {
-	typ   gridtypes.WorkloadType
-	state State
-	cap   gridtypes.Capacity
+	typ     gridtypes.WorkloadType
+	state   State
+	cap     gridtypes.Capacity
+	expires time.Time // end of its lifetime; zero: none
 }
 
 func (u *usageIndex) set(rec *Record) {
@@ -31,7 +34,21 @@ func (u *usageIndex) set(rec *Record) {
 	if u.entries == nil {
 		u.entries = map[uint64]usageEntry{}
 	}
-	u.entries[rec.ID()] = usageEntry{typ: rec.Reservation.Type, state: rec.State, cap: c}
+	u.entries[rec.ID()] = usageEntry{typ: rec.Reservation.Type, state: rec.State, cap: c, expires: rec.Reservation.ExpiresAt()}
+}
+
+// expired lists the live records whose lifetime ended before now.
+func (u *usageIndex) expired(now time.Time) []uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var ids []uint64
+	for id, en := range u.entries {
+		if !en.expires.IsZero() && !now.Before(en.expires) && (en.state == StateDeploying || en.state == StateDeployed) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // put writes rec to the store, then to the usage index.

@@ -288,10 +288,7 @@ func (e *Engine) deleteOnce(ctx context.Context, id uint64) (bool, error) {
 		}
 	}
 	rec.State = StateDeleted
-	msg := ""
-	if rec.LastError != "" && rec.Result != nil && rec.Result.State == gridtypes.StateOK {
-		msg = rec.LastError // DecommissionCached's reason
-	}
+	msg := rec.Reason // expired, or DecommissionCached's reason
 	if err := e.setResult(rec, gridtypes.StateDeleted, msg, nil); err != nil {
 		return false, err
 	}

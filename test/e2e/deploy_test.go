@@ -225,3 +225,41 @@ func joinLaptop(t testing.TB, g *grid, ns string, acc network.Access) {
 		}
 	}
 }
+
+// TestLifetime deploys a volume that lives 10 s and one without a
+// lifetime: the node removes the first when its lifetime ends (its result
+// reads deleted, "expired", its subvolume is gone, the explorer frees its
+// capacity) and keeps the other.
+func TestLifetime(t *testing.T) {
+	testutil.CheckLeaks(t)
+	g := startGrid(t, 1)
+	alice := g.newUser("alice")
+	n1 := g.nodeID(0)
+	node := g.Nodes()[0]
+	short := alice.submit(n1, &gridtypes.Volume{Size: 1, Type: gridtypes.DiskSSD}, func(r *gridtypes.Reservation) { r.Lifetime = 10 })
+	keep := alice.deploy(n1, &gridtypes.Volume{Size: 2, Type: gridtypes.DiskSSD})
+	alice.result(short, 2*time.Minute, gridtypes.StateOK)
+	alice.result(keep, 2*time.Minute, gridtypes.StateOK)
+	vol := func(id uint64) bool {
+		m, _ := filepath.Glob(filepath.Join(node.Root, "root", "mnt", "*", gwid(id)))
+		return len(m) == 1
+	}
+	if !vol(short) || !vol(keep) {
+		t.Fatal("volumes not on the pools")
+	}
+	res := alice.result(short, time.Minute, gridtypes.StateDeleted)
+	if res.Message != "expired" {
+		t.Errorf("result of the expired volume: %q, want expired", res.Message)
+	}
+	if vol(short) || !vol(keep) {
+		t.Errorf("after the lifetime: short volume there %v, kept volume there %v", vol(short), vol(keep))
+	}
+	n, err := g.client.Node(t.Context(), n1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ReservedResources.SRU != 2*gridtypes.GiB {
+		t.Errorf("explorer reserves %v, want the kept 2 GiB", n.ReservedResources)
+	}
+	alice.remove(keep)
+}

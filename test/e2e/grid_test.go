@@ -183,13 +183,19 @@ func (u *user) deploy(node string, w gridtypes.Workload) uint64 {
 }
 
 func (u *user) deployRef(node string, w gridtypes.Workload, ref string) uint64 {
+	u.g.t.Helper()
+	return u.submit(node, w, func(r *gridtypes.Reservation) { r.Reference = ref })
+}
+
+// submit signs and submits w for node after set changed the reservation.
+func (u *user) submit(node string, w gridtypes.Workload, set func(*gridtypes.Reservation)) uint64 {
 	t := u.g.t
 	t.Helper()
 	r, err := gridtypes.NewReservation(node, u.id, w, time.Now(), 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Reference = ref
+	set(r)
 	r.Description = fmt.Sprintf("%s %d", w.WorkloadType(), time.Now().UnixNano())
 	nodeKey, err := identity.KeyFromID(node)
 	if err != nil {
