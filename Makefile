@@ -67,10 +67,10 @@ bench: deps build
 	@if [ "$(ROOT)" = 1 ]; then export ZOS_TEST_STRICT=1; fi; \
 	ZOS_BIN=$(BIN) $(GO) run ./internal/tools/benchtable -tags e2e
 
-## soak: the long chaos scenario (50 operations with kill -9 of zosd), not part of make test.
+## soak: the long chaos scenario (200 operations with kill -9 of zosd; make test runs 50).
 soak: build
 	@if [ "$(ROOT)" = 1 ]; then export ZOS_TEST_STRICT=1; fi; \
-	ZOS_CHAOS_OPS=50 ZOS_BIN=$(BIN) $(GO) test -count=1 -tags e2e -run 'Chaos|PowerCut' -timeout 3h -v ./test/e2e/...
+	ZOS_CHAOS_OPS=200 ZOS_BIN=$(BIN) $(GO) test -count=1 -tags e2e -run 'Chaos|PowerCut' -timeout 3h -v ./test/e2e/...
 
 ## lint: gofmt, go vet, staticcheck (pinned).
 lint: modules

@@ -879,6 +879,43 @@ func TestEveryInvalidFieldFailsNamingIt(t *testing.T) {
 				t.Errorf("%s with bad %s: result %+v", tc.w.WorkloadType(), tc.field, res)
 			}
 		}
+		// The reservation's own fields, each invalid in turn on a valid volume.
+		other, _ := identity.GenerateSeed()
+		for i, tc := range []struct {
+			field  string
+			mutate func(r *gridtypes.Reservation)
+		}{
+			{"node_id", func(r *gridtypes.Reservation) { r.NodeID = identity.NewKeyPair(other).ID() }},
+			{"created", func(r *gridtypes.Reservation) { r.Created = 0 }},
+			{"expires", func(r *gridtypes.Reservation) { r.Expires = r.Created }},
+			{"lifetime", func(r *gridtypes.Reservation) { r.Lifetime = -5 }},
+			{"reference", func(r *gridtypes.Reservation) { r.Reference = "not-a-reservation" }},
+			{"description", func(r *gridtypes.Reservation) { r.Description = strings.Repeat("x", gridtypes.MaxMetadataLen+1) }},
+			{"signing_request_provision", func(r *gridtypes.Reservation) {
+				r.SigningRequestProvision = gridtypes.SigningRequest{Signers: []uint64{9, 9}, QuorumMin: 1}
+			}},
+			{"customer_signature", func(r *gridtypes.Reservation) { r.Metadata = "changed after signing" }},
+		} {
+			r, err := gridtypes.NewReservation(h.node.ID(), 7, &gridtypes.Volume{Size: 1, Type: gridtypes.DiskSSD}, time.Now(), time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.ID = uint64(700 + i)
+			r.NextAction = gridtypes.ActionDeploy
+			if tc.field == "customer_signature" {
+				_ = r.Sign(h.user)
+				tc.mutate(r)
+			} else {
+				tc.mutate(r)
+				_ = r.Sign(h.user)
+			}
+			h.deliver(r)
+			synctest.Wait()
+			res := h.reporter.last(r.ID)
+			if res == nil || res.State != gridtypes.StateError || !strings.Contains(res.Message, tc.field) {
+				t.Errorf("reservation with bad %s: result %+v", tc.field, res)
+			}
+		}
 		if len(h.prov.calls) != 0 {
 			t.Fatalf("invalid reservations provisioned: %v", h.prov.calls)
 		}

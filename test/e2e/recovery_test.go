@@ -20,6 +20,7 @@ import (
 	"github.com/zos-go/zos/internal/testutil"
 	"github.com/zos-go/zos/internal/zosd"
 	"github.com/zos-go/zos/pkg/gridtypes"
+	"github.com/zos-go/zos/pkg/vm/vmtest"
 	"github.com/zos-go/zos/pkg/zinit"
 )
 
@@ -151,14 +152,16 @@ func globVolume(api string, vol uint64) ([]string, error) {
 	return strings.Fields(string(out)), nil
 }
 
-// TestChaosKillAgent runs random deploy, update and delete operations while
-// zosd is killed with SIGKILL at random moments. In the end every live
-// reservation is deployed exactly once, every deleted one is gone, and the
-// containers that were never touched kept their processes.
+// TestChaosKillAgent runs 50 random deploy, update and delete operations
+// (ZOS_CHAOS_OPS) while zosd is killed with SIGKILL at random moments. In
+// the end every live reservation is deployed exactly once, every deleted
+// one is gone, and the container and the VM that were never touched kept
+// their processes.
 func TestChaosKillAgent(t *testing.T) {
-	testutil.RequireRoot(t, "wget")
+	testutil.RequireRoot(t, "wget", "qemu-system-x86_64")
 	testutil.CheckLeaks(t)
-	ops := 20
+	kernel := vmtest.Kernel(t)
+	ops := 50
 	if s := os.Getenv("ZOS_CHAOS_OPS"); s != "" {
 		ops, _ = strconv.Atoi(s)
 	}
@@ -172,7 +175,11 @@ func TestChaosKillAgent(t *testing.T) {
 	// A container deployed first and never touched: its process must
 	// survive every kill of the agent.
 	keep := alice.deploy(n1, webContainer(fl, 2, 0))
+	// And a VM: its QEMU must survive too.
+	keepVM := alice.deploy(n1, &gridtypes.VM{CPU: 1, Memory: 256, Flist: uploadVMImage(t, g, alice, kernel), InitrdImage: "/initrd.gz",
+		Network: gridtypes.VMNetwork{NetworkID: "demo", IPAddress: "10.42.1.250"}})
 	alice.result(keep, 3*time.Minute, gridtypes.StateOK)
+	alice.result(keepVM, 3*time.Minute, gridtypes.StateOK)
 	keepPid := containerPid(t, node, alice.id, keep)
 
 	zc, err := zinit.New(node.Zinit)
@@ -180,6 +187,15 @@ func TestChaosKillAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer zc.Close()
+	qemu := node.Prefix + "qemu@" + gwid(keepVM)
+	qemuPid := func() int {
+		st, err := zc.Status(qemu)
+		if err != nil || st.Pid <= 0 {
+			t.Fatalf("QEMU service %s: %+v %v", qemu, st, err)
+		}
+		return st.Pid
+	}
+	keepQEMU := qemuPid()
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	t.Logf("chaos seed time %v", time.Now())
 	type live struct {
@@ -250,6 +266,9 @@ func TestChaosKillAgent(t *testing.T) {
 	if pid := containerPid(t, node, alice.id, keep); pid != keepPid {
 		t.Errorf("untouched container's process changed: %d → %d", keepPid, pid)
 	}
+	if pid := qemuPid(); pid != keepQEMU {
+		t.Errorf("untouched VM's QEMU changed: %d → %d", keepQEMU, pid)
+	}
 	// Exactly the live containers run, once each; exactly the live volumes exist.
 	var wantCt, wantVol int
 	for _, l := range alive {
@@ -278,6 +297,7 @@ func TestChaosKillAgent(t *testing.T) {
 		alice.remove(l.id)
 	}
 	alice.remove(keep)
+	alice.remove(keepVM)
 	alice.remove(netw)
 }
 
