@@ -176,7 +176,7 @@ func TestChaosKillAgent(t *testing.T) {
 	// survive every kill of the agent.
 	keep := alice.deploy(n1, webContainer(fl, 2, 0))
 	// And a VM: its QEMU must survive too.
-	keepVM := alice.deploy(n1, &gridtypes.VM{CPU: 1, Memory: 256, Flist: uploadVMImage(t, g, alice, kernel), InitrdImage: "/initrd.gz",
+	keepVM := alice.deploy(n1, &gridtypes.VM{CPU: 1, Memory: 512, Flist: uploadVMImage(t, g, alice, kernel), InitrdImage: "/initrd.gz",
 		Network: gridtypes.VMNetwork{NetworkID: "demo", IPAddress: "10.42.1.250"}})
 	alice.result(keep, 3*time.Minute, gridtypes.StateOK)
 	alice.result(keepVM, 3*time.Minute, gridtypes.StateOK)
