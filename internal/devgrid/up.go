@@ -239,7 +239,10 @@ func (g *Grid) startNode(ctx context.Context, i int, farmID uint64) (*Node, erro
 	}
 	p, err := g.start("zinit-"+itoa(i), n.NS, filepath.Join(root, "log", "zinit.log"),
 		filepath.Join(g.cfg.Bin, "zinit"), "-s", n.Zinit, "init", "-c", filepath.Join(root, "zinit"),
-		"-state", filepath.Join(root, "run", "zinit-state"))
+		"-state", filepath.Join(root, "run", "zinit-state"),
+		// A crash-looping zosd is retried within 10 s here (a real node's
+		// zinit caps the delay at a minute): development stays snappy.
+		"-max-restart-delay", "10s")
 	if err != nil {
 		return nil, err
 	}

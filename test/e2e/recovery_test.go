@@ -217,7 +217,11 @@ func TestChaosKillAgent(t *testing.T) {
 				alive = append(alive, live{alice.deploy(n1, &gridtypes.Volume{Size: 1, Type: gridtypes.DiskSSD}), gridtypes.TypeVolume})
 			} else {
 				host++
-				alive = append(alive, live{alice.deploy(n1, webContainer(fl, host, 0)), gridtypes.TypeContainer})
+				// A shell that exits on SIGTERM: deletions do not wait for
+				// the 10 s stop timeout (httpd as PID 1 ignores SIGTERM).
+				c := webContainer(fl, host, 0)
+				c.Entrypoint = `/bin/sh -c "trap 'exit 0' TERM; /bin/httpd -f -p 80 -h /www & wait"`
+				alive = append(alive, live{alice.deploy(n1, c), gridtypes.TypeContainer})
 			}
 			t.Logf("op %d: deploy %s %d", op, alive[len(alive)-1].kind, alive[len(alive)-1].id)
 		case x < 7:
