@@ -54,7 +54,8 @@ var (
 	// never changes. It wraps ErrExists.
 	ErrModeMismatch = fmt.Errorf("0-db mode mismatch: %w", ErrExists)
 	// ErrPoolBroken is returned when the pool holding a volume is no
-	// longer usable (its mount disappeared).
+	// longer usable (its mount disappeared and could not be mounted again,
+	// or its devices are missing).
 	ErrPoolBroken = errors.New("pool broken")
 	// ErrClosed is returned by a module after Close.
 	ErrClosed = errors.New("storage module closed")

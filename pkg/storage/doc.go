@@ -14,8 +14,12 @@
 // mkfs.btrfs -L <label> -d <profile> -m <profile>, mounted at
 // <Root>/mnt/<label>, quotas enabled (simple quotas when the kernel has
 // them). A device that fails its I/O probe, mkfs or mount is listed by
-// BrokenDevices and never used; a pool whose mount disappears is listed by
-// BrokenPools and skipped, the others go on working.
+// BrokenDevices and never used. A pool whose mount disappears (an
+// operator's umount) is mounted again at the next scan, its volumes as they
+// were; if it cannot be (a device gone, another filesystem on its mount
+// point) it is listed by BrokenPools and skipped until a scan succeeds, and
+// the others go on working. (The original left such a pool unusable until
+// a reboot.)
 //
 // # Volumes and capacity
 //

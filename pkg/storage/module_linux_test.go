@@ -365,19 +365,47 @@ func TestBrokenDiskAndPool(t *testing.T) {
 		t.Fatalf("the other disks keep working: %v", err)
 	}
 
-	// a pool whose mount disappears is reported; the others keep working
+	// A pool whose mount disappears is mounted again at the next scan,
+	// its volumes as they were.
 	s1, err := m.CreateFilesystem("s1", 16*mib, pkg.SSDDevice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Unmount(poolOf(s1), unix.MNT_DETACH); err != nil {
+	if err := os.WriteFile(filepath.Join(s1.Path, "kept"), []byte("still here"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pool := poolOf(s1)
+	if err := unix.Unmount(pool, unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Scan(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	if bp := m.BrokenPools(); len(bp) != 0 {
+		t.Fatalf("BrokenPools = %+v after the mount came back", bp)
+	}
+	again, err := m.Path("s1")
+	if err != nil {
+		t.Fatalf("volume after the pool was mounted again: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(again.Path, "kept")); err != nil || string(b) != "still here" {
+		t.Fatalf("data after the pool was mounted again: %q %v", b, err)
+	}
+
+	// One that cannot be mounted again (another filesystem took its mount
+	// point) is reported, and the others keep working.
+	if err := unix.Unmount(pool, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", pool, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(pool, unix.MNT_DETACH) })
+	if err := m.Scan(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	bp := m.BrokenPools()
-	if len(bp) != 1 || !strings.HasSuffix(poolOf(s1), bp[0].Label) || !errors.Is(bp[0].Err, storage.ErrPoolBroken) {
+	if len(bp) != 1 || !strings.HasSuffix(pool, bp[0].Label) || !errors.Is(bp[0].Err, storage.ErrPoolBroken) {
 		t.Fatalf("BrokenPools = %+v", bp)
 	}
 	if total, _ := m.Total(pkg.SSDDevice); total != 256*mib {
@@ -387,8 +415,21 @@ func TestBrokenDiskAndPool(t *testing.T) {
 		t.Fatalf("volume of a broken pool: %v", err)
 	}
 	s2, err := m.CreateFilesystem("s2", 16*mib, pkg.SSDDevice)
-	if err != nil || poolOf(s2) == poolOf(s1) {
+	if err != nil || poolOf(s2) == pool {
 		t.Fatalf("create on the healthy SSD pool: %+v, %v", s2, err)
+	}
+	// Its mount point freed, the next scan brings it back.
+	if err := unix.Unmount(pool, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Scan(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if bp := m.BrokenPools(); len(bp) != 0 {
+		t.Fatalf("BrokenPools = %+v once the mount point is free", bp)
+	}
+	if _, err := m.Path("s1"); err != nil {
+		t.Fatalf("volume once its pool is back: %v", err)
 	}
 }
 

@@ -34,6 +34,9 @@ type pool struct {
 	// files are added on demand (vdiskBytes).
 	reserved uint64
 	broken   error // set once the pool became unusable
+	// lost: broken because its mount disappeared; each scan tries to
+	// mount it again.
+	lost bool
 }
 
 // volume is a top-level subvolume of a pool.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"time"
 
@@ -106,7 +107,10 @@ func (m *Module) Scan(ctx context.Context) error {
 	return nil
 }
 
-// checkPools marks pools whose mount disappeared as broken.
+// checkPools mounts again the pools whose mount disappeared (an operator's
+// umount, say): their volumes come back as they were. A pool that cannot
+// be mounted again (a device gone, another filesystem on its mount point)
+// is marked broken, and retried at every scan.
 func (m *Module) checkPools(ctx context.Context, mounts []mountEntry) {
 	targets := map[string]bool{}
 	for _, me := range mounts {
@@ -117,12 +121,46 @@ func (m *Module) checkPools(ctx context.Context, mounts []mountEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for label, p := range m.pools {
-		if p.broken == nil && !targets[p.mnt] {
-			p.broken = fmt.Errorf("pool %s: mount %s disappeared: %w", label, p.mnt, ErrPoolBroken)
+		if targets[p.mnt] || (p.broken != nil && !p.lost) {
+			continue
+		}
+		err := m.remountLocked(p, mounts)
+		if err == nil {
+			m.log.WarnContext(ctx, "pool mount disappeared: mounted again", "pool", label, "mount", p.mnt)
+			p.broken, p.lost = nil, false
+			delete(m.brokenPools, label)
+			continue
+		}
+		if p.broken == nil {
+			p.broken = fmt.Errorf("pool %s: mount %s disappeared and cannot be mounted again (%v): %w", label, p.mnt, err, ErrPoolBroken)
+			p.lost = true
 			m.brokenPools[label] = p.broken
 			m.log.ErrorContext(ctx, "pool broken", "pool", label, "err", p.broken)
 		}
 	}
+}
+
+// remountLocked mounts pool p again at its mount point, if every device of
+// it is still there and the filesystem found is p's.
+func (m *Module) remountLocked(p *pool, mounts []mountEntry) error {
+	for _, d := range p.devices {
+		if _, err := os.Stat(d); err != nil {
+			return err
+		}
+	}
+	if _, err := m.mountPool(p.label, p.fsid, p.devices, mounts); err != nil {
+		return err
+	}
+	info, err := btrfs.Info(p.mnt)
+	if err == nil && info.FSID != p.fsid {
+		err = fmt.Errorf("%s holds filesystem %x, not %x", p.mnt, info.FSID, p.fsid)
+		_ = unmount(p.mnt)
+	}
+	if err != nil {
+		return err
+	}
+	p.mounted = true
+	return nil
 }
 
 // adoptPools mounts and loads our existing pools whose devices are all
