@@ -18,8 +18,7 @@
 // operator's umount) is mounted again at the next scan, its volumes as they
 // were; if it cannot be (a device gone, another filesystem on its mount
 // point) it is listed by BrokenPools and skipped until a scan succeeds, and
-// the others go on working. (The original left such a pool unusable until
-// a reboot.)
+// the others go on working.
 //
 // # Volumes and capacity
 //
