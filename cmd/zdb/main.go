@@ -48,7 +48,7 @@ func run() error {
 	logfile := fs.String("logfile", "", "log to this file")
 	dump := fs.Bool("dump", false, "load the data, print the namespaces and exit")
 	verbose := fs.Bool("verbose", false, "debug logging")
-	fs.Int("rotate", 0, "accepted for compatibility (time-based rotation is not implemented)")
+	rotate := fs.Int("rotate", 0, "start the next index/data files of every namespace holding data this often (seconds, 0: only at --datasize)")
 	fs.Bool("secure", false, "accepted for compatibility")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -62,6 +62,7 @@ func run() error {
 		return nil
 	}
 	ecfg.SyncTime = time.Duration(*synctime) * time.Second
+	ecfg.RotateTime = time.Duration(*rotate) * time.Second
 	switch *mode {
 	case "":
 		ecfg.Mixed = true

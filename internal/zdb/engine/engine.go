@@ -39,6 +39,11 @@ type Config struct {
 	// SyncTime is the period of the background fsync when Sync is off
 	// (0: never).
 	SyncTime time.Duration
+	// RotateTime, when set, closes every namespace's current index/data
+	// pair that holds data and starts the next one this often (--rotate),
+	// so old data sits in files that no longer change (backups, offsite
+	// copies by the hooks).
+	RotateTime time.Duration
 	// ProtectPassword, when set, protects the default namespace: it becomes
 	// public (read-only) with this password (the --protect admin password).
 	ProtectPassword string
@@ -66,6 +71,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("engine config: mode %d unknown", c.Mode)
 	case c.SyncTime < 0:
 		return errors.New("engine config: negative synctime")
+	case c.RotateTime < 0:
+		return errors.New("engine config: negative rotate time")
 	}
 	return nil
 }
@@ -164,21 +171,47 @@ func (e *Engine) defaultDescriptor(name string) Descriptor {
 	return d
 }
 
-// Run fsyncs every namespace each SyncTime until ctx ends, then once more.
+// Run fsyncs every namespace each SyncTime (unless Sync) and rotates their
+// files each RotateTime, until ctx ends; then it syncs once more.
 func (e *Engine) Run(ctx context.Context) error {
-	if e.cfg.SyncTime <= 0 || e.cfg.Sync {
-		<-ctx.Done()
-		return nil
+	var syncC, rotateC <-chan time.Time
+	if e.cfg.SyncTime > 0 && !e.cfg.Sync {
+		t := time.NewTicker(e.cfg.SyncTime)
+		defer t.Stop()
+		syncC = t.C
 	}
-	t := time.NewTicker(e.cfg.SyncTime)
-	defer t.Stop()
+	if e.cfg.RotateTime > 0 {
+		t := time.NewTicker(e.cfg.RotateTime)
+		defer t.Stop()
+		rotateC = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			e.SyncAll()
+			if syncC != nil {
+				e.SyncAll()
+			}
 			return nil
-		case <-t.C:
+		case <-syncC:
 			e.SyncAll()
+		case <-rotateC:
+			e.RotateAll()
+		}
+	}
+}
+
+// RotateAll starts the next index/data pair of every namespace whose
+// current pair holds data (--rotate).
+func (e *Engine) RotateAll() {
+	e.mu.RLock()
+	list := make([]*Namespace, 0, len(e.ns))
+	for _, ns := range e.ns {
+		list = append(list, ns)
+	}
+	e.mu.RUnlock()
+	for _, ns := range list {
+		if err := ns.rotateIfUsed(); err != nil && !errors.Is(err, ErrClosed) {
+			e.log.Error("periodic rotation failed", "namespace", ns.name, "err", err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -275,4 +276,68 @@ func FuzzParseDescriptor(f *testing.F) {
 			t.Fatalf("round trip %+v -> %+v (%v)", d, d2, err)
 		}
 	})
+}
+
+// TestRotateTime: with RotateTime, a namespace that received data gets its
+// next file pair on the period; one with nothing new is left alone, and the
+// data stays readable across the files (also after a reopen).
+func TestRotateTime(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.IndexDir, cfg.DataDir = filepath.Join(dir, "index"), filepath.Join(dir, "data")
+	cfg.RotateTime = 20 * time.Millisecond
+	e := New(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err := e.Open(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	ns, err := e.Namespace(DefaultNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := func() int {
+		m, _ := filepath.Glob(filepath.Join(cfg.DataDir, DefaultNamespace, "d*"))
+		return len(m)
+	}
+	if _, err := ns.Set([]byte("a"), []byte("first"), 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for files() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if files() != 2 {
+		t.Fatalf("%d data files after a write and a rotation period, want 2", files())
+	}
+	time.Sleep(100 * time.Millisecond) // five idle periods
+	if n := files(); n != 2 {
+		t.Fatalf("%d data files: an empty pair was rotated", n)
+	}
+	if _, err := ns.Set([]byte("b"), []byte("second"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for files() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := files(); n != 3 {
+		t.Fatalf("%d data files after the second write, want 3", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	e = New(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err := e.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ns, _ = e.Namespace(DefaultNamespace)
+	for k, want := range map[string]string{"a": "first", "b": "second"} {
+		if v, ok, err := ns.Get([]byte(k)); err != nil || !ok || string(v) != want {
+			t.Errorf("%s after rotations and a reopen: %q %v %v", k, v, ok, err)
+		}
+	}
 }

@@ -412,6 +412,19 @@ func (ns *Namespace) jumpLocked() error {
 	return nil
 }
 
+// rotateIfUsed jumps to the next file pair when the current one holds data.
+func (ns *Namespace) rotateIfUsed() error {
+	ns.lock()
+	defer ns.mu.Unlock()
+	if ns.closed {
+		return ErrClosed
+	}
+	if ns.datSize <= DataHeaderSize {
+		return nil
+	}
+	return ns.jumpLocked()
+}
+
 // Jump closes the current index and data files and opens the next ids
 // (NSJUMP). It returns the new file id.
 func (ns *Namespace) Jump() (uint32, error) {
