@@ -55,7 +55,10 @@
 // stale deploy).
 //
 // Results are signed by the node and verified before they are stored; an
-// error result or a deletion releases the capacity and the public IP.
+// error result or a deletion releases the capacity and the public IP. A
+// reservation still short of its provision quorum when its request expires
+// (Expires) becomes invalid and releases what it held (checked every
+// minute); later signatures are refused.
 //
 // An update (a reservation whose Reference names a live one of the same
 // user, node and type) reserves only what it needs beyond the one it

@@ -149,6 +149,7 @@ func (x *Explorer) Run(ctx context.Context) error {
 	}
 	defer stopNodes()
 	wg.Go(func() { x.retry.run(ctx, x) })
+	wg.Go(func() { x.expireLoop(ctx, time.Minute) })
 
 	ln, err := net.Listen("tcp", x.cfg.Listen)
 	if err != nil {

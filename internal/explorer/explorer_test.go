@@ -546,3 +546,47 @@ func TestUpdateNeedsOnlyTheDifference(t *testing.T) {
 		t.Fatalf("reserved %v after deleting everything", got)
 	}
 }
+
+// TestUnsignedReservationExpires: a reservation still waiting for its
+// provision quorum when its request expires becomes invalid and releases
+// its capacity; later signatures are refused.
+func TestUnsignedReservationExpires(t *testing.T) {
+	r := startExplorer(t, testutil.TempDir(t), 0, nil)
+	g := newGrid(t, r, 1, bigNode)
+	ctx := context.Background()
+	bob, bobSK := createUser(t, r.client, "bob")
+	node := g.nodes[0]
+
+	res, _ := gridtypes.NewReservation(node.id(), g.user, volume(3), time.Now(), 10*time.Minute)
+	res.SigningRequestProvision = gridtypes.SigningRequest{Signers: []uint64{bob}, QuorumMin: 1}
+	_ = res.Sign(g.userSK)
+	id, err := r.client.CreateReservation(ctx, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.client.Node(ctx, node.id()); n.ReservedResources.SRU != 3*gridtypes.GiB {
+		t.Fatalf("reserved %v while waiting for signatures, want 3 GiB", n.ReservedResources)
+	}
+	// Not yet expired: nothing happens.
+	if n, err := r.x.expireUnsigned(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("expire before the deadline: %d %v", n, err)
+	}
+	if n, err := r.x.expireUnsigned(ctx, time.Now().Add(11*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("expire after the deadline: %d %v", n, err)
+	}
+	stored, err := r.client.Reservation(ctx, id)
+	if err != nil || stored.NextAction != gridtypes.ActionInvalid {
+		t.Fatalf("after expiry: %+v %v", stored, err)
+	}
+	if n, _ := r.client.Node(ctx, node.id()); !n.ReservedResources.IsZero() {
+		t.Fatalf("reserved %v after expiry, want nothing", n.ReservedResources)
+	}
+	s, _ := stored.SignAction(gridtypes.SignProvision, bob, bobSK, time.Now())
+	if _, err := r.client.Sign(ctx, id, gridtypes.SignProvision, s); !errors.Is(err, explorer.ErrConflict) {
+		t.Fatalf("signature after expiry: %v, want conflict", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if len(node.received()) != 0 {
+		t.Fatal("an expired reservation was delivered")
+	}
+}

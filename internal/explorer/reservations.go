@@ -431,6 +431,9 @@ func (x *Explorer) Sign(ctx context.Context, id uint64, action gridtypes.SignAct
 			return err
 		}
 		if action == gridtypes.SignProvision {
+			if r.NextAction == gridtypes.ActionSign && x.now().Unix() > r.Expires {
+				return fmt.Errorf("reservation %d: the provision quorum was not met before %d: %w", r.ID, r.Expires, gridtypes.ErrExpired)
+			}
 			return signProvision(r, sig, &deliver)
 		}
 		if err := signDelete(r, sig); err != nil {
@@ -461,6 +464,10 @@ func (x *Explorer) Sign(ctx context.Context, id uint64, action gridtypes.SignAct
 }
 
 func signProvision(r *gridtypes.Reservation, sig gridtypes.Signature, deliver *bool) error {
+	switch r.NextAction {
+	case gridtypes.ActionInvalid, gridtypes.ActionDelete, gridtypes.ActionDeleted:
+		return fmt.Errorf("reservation %d is %s: %w", r.ID, r.NextAction, explorer.ErrConflict)
+	}
 	if !r.SigningRequestProvision.Lists(sig.UserID) {
 		return fmt.Errorf("user %d may not sign provision of %d: %w", sig.UserID, r.ID, explorer.ErrForbidden)
 	}
@@ -683,4 +690,71 @@ func (x *Explorer) reconcile(ctx context.Context) error {
 	}
 	x.log.InfoContext(ctx, "reconciled", "nodes", len(held), "redelivered", len(redeliver))
 	return nil
+}
+
+// expireUnsigned closes reservations still waiting for their provision
+// quorum once their request expired (Expires): they become invalid and
+// release what they held. It returns how many it closed.
+func (x *Explorer) expireUnsigned(ctx context.Context, now time.Time) (int, error) {
+	var due []string
+	err := scan(ctx, x.st.res, func(k string, v []byte) error {
+		rec, err := decodeStored[record](v)
+		if err != nil {
+			return err
+		}
+		if r := rec.Reservation; r.NextAction == gridtypes.ActionSign && now.Unix() > r.Expires {
+			due = append(due, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range due {
+		var (
+			held   gridtypes.Capacity
+			farmID uint64
+			ip     string
+			closed bool
+		)
+		rec, err := updateJSON(ctx, x.st.res, k, false, func(rec *record) error {
+			held, farmID, ip, closed = gridtypes.Capacity{}, 0, "", false
+			r := rec.Reservation
+			if r.NextAction != gridtypes.ActionSign || now.Unix() <= r.Expires {
+				return nil // signed meanwhile
+			}
+			r.NextAction = gridtypes.ActionInvalid
+			held, farmID, ip = rec.release()
+			closed = true
+			return nil
+		})
+		if err != nil {
+			x.log.WarnContext(ctx, "expire unsigned reservation", "key", k, "error", err)
+			continue
+		}
+		if closed {
+			r := rec.Reservation
+			x.releaseRecord(ctx, r.NodeID, r.ID, held, farmID, ip)
+			x.log.InfoContext(ctx, "reservation expired unsigned", "id", r.ID, "node", r.NodeID)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// expireLoop runs expireUnsigned every interval until ctx ends.
+func (x *Explorer) expireLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := x.expireUnsigned(ctx, x.now()); err != nil && ctx.Err() == nil {
+				x.log.WarnContext(ctx, "expire unsigned reservations", "error", err)
+			}
+		}
+	}
 }
