@@ -1,7 +1,8 @@
 // Package store reaches the block stores of flists: a directory (dir://), a
-// 0-db or redis server (zdb://, redis://, ardb://) and an HTTP server such as
-// our hub (http://, https://), plus a Router that spreads blocks over several
-// stores by the first byte of their id, as rfs routes do.
+// 0-db or redis server (zdb://, redis://, ardb://), an HTTP server such as
+// our hub (http://, https://) and an S3 bucket (s3://, s3s://, s3s+tls://),
+// plus a Router that spreads blocks over several stores by the first byte of
+// their id, as rfs routes do.
 //
 // Stores keep encoded blocks under their raw id; they know nothing about
 // encryption. Every Store is safe for concurrent use.
@@ -54,7 +55,8 @@ type Options struct {
 	// hub authenticates block uploads). Without it http stores are
 	// read-only.
 	Authorize func(*http.Request) error
-	// HTTPClient for http(s) stores; default: one with DialTimeout.
+	// HTTPClient for http(s) stores; s3 stores use its Transport. Default:
+	// one with DialTimeout.
 	HTTPClient *http.Client
 	// DialTimeout bounds connecting and each network round trip
 	// (default 5 s). Callers bound whole operations with their ctx.
@@ -71,7 +73,10 @@ func (o Options) dialTimeout() time.Duration {
 // Open returns the store at rawURL: dir:///path,
 // zdb://[user[:pass]@]host[:port][/namespace] (port 9900 by default; the
 // 0-fs form zdb://pass@host also works), zdb:///path/to/socket[?ns=namespace],
-// redis:// and ardb:// (same as zdb), http(s)://host/base.
+// redis:// and ardb:// (same as zdb), http(s)://host/base, and
+// s3://key:secret@host[:port]/bucket[?region=r] (plain HTTP; s3s:// and
+// s3s+tls:// use HTTPS; region us-east-1 by default; object name hex(id),
+// path-style addressing).
 func Open(rawURL string, opts Options) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -84,6 +89,8 @@ func Open(rawURL string, opts Options) (Store, error) {
 		return newZDB(u, opts)
 	case "http", "https":
 		return newHTTP(u, opts)
+	case "s3", "s3s", "s3s+tls":
+		return newS3(u, opts)
 	}
 	return nil, fmt.Errorf("store %q: scheme %q: %w", redact(rawURL), u.Scheme, ErrInvalidURL)
 }
