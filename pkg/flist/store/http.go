@@ -124,7 +124,7 @@ func (h *httpStore) Exists(ctx context.Context, key []byte) (bool, error) {
 	return false, nil
 }
 
-func (h *httpStore) String() string { return h.base }
+func (h *httpStore) String() string { return redact(h.base) }
 func (h *httpStore) Close() error {
 	h.client.CloseIdleConnections()
 	return nil

@@ -266,3 +266,14 @@ func TestStripPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPStoreStringHidesPassword(t *testing.T) {
+	s, err := Open("http://user:s3cret@127.0.0.1:1/blocks", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if strings.Contains(s.String(), "s3cret") {
+		t.Fatalf("String() = %q shows the password", s.String())
+	}
+}
