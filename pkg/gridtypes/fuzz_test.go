@@ -18,6 +18,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"type":"volume","data":{"size":1,"type":"ssd"},"result":{"data":{"a":"<b>"},"state":"ok"}}`))
 	f.Add([]byte(`{"type":"container","data":{"environment":{},"volumes":[]}}`))
 	f.Add([]byte(`{"type":"vm","data":null}`))
+	f.Add([]byte(`{"type":"volume","data":{"size":1,"type":"ssd"},"lifetime":86400,"reference":"7-1"}`))
 	f.Add([]byte(`{"type":"bogus","data":{}}`))
 	f.Add([]byte(`[1,2`))
 	f.Fuzz(func(t *testing.T, b []byte) {
