@@ -376,16 +376,8 @@ func (e *Engine) requestDeploy(ctx context.Context, r *gridtypes.Reservation) er
 	if at := r.ExpiresAt(); !at.IsZero() && !now.Before(at) {
 		// Its lifetime ended before it got here (the node was down):
 		// nothing is deployed, the grid is told it is gone.
-		rec.State = StateDeleted
-		if err := e.setResult(rec, gridtypes.StateDeleted, reasonExpired, nil); err != nil {
-			return err
-		}
-		if err := e.put(rec); err != nil {
-			return err
-		}
 		e.log.InfoContext(ctx, "reservation expired before deployment", "id", r.ID)
-		e.startReport(r.ID)
-		return nil
+		return e.tombstoneLocked(rec, reasonExpired)
 	}
 	if r.Reference != "" {
 		name, refID, err := e.takeOver(ctx, r)
@@ -626,15 +618,7 @@ func (e *Engine) requestDelete(ctx context.Context, r *gridtypes.Reservation) er
 	if errors.Is(err, ErrNotFound) {
 		// Never deployed here: leave a tombstone so a late deploy is
 		// ignored, and confirm the deletion.
-		rec = &Record{Reservation: r, Name: r.GWID(), State: StateDeleted}
-		if err := e.setResult(rec, gridtypes.StateDeleted, "", nil); err != nil {
-			return err
-		}
-		if err := e.put(rec); err != nil {
-			return err
-		}
-		e.startReport(r.ID)
-		return nil
+		return e.tombstoneLocked(&Record{Reservation: r, Name: r.GWID()}, "")
 	}
 	if err != nil {
 		return err
@@ -703,6 +687,21 @@ func (e *Engine) deleteUnseenUpdate(ctx context.Context, r *gridtypes.Reservatio
 	return true, nil
 }
 
+// tombstoneLocked records rec, never deployed here, as deleted with msg and
+// reports it, so a late deployment of it is ignored. Called with rec's lock
+// held.
+func (e *Engine) tombstoneLocked(rec *Record, msg string) error {
+	rec.State = StateDeleted
+	if err := e.setResult(rec, gridtypes.StateDeleted, msg, nil); err != nil {
+		return err
+	}
+	if err := e.put(rec); err != nil {
+		return err
+	}
+	e.startReport(rec.ID())
+	return nil
+}
+
 func (e *Engine) observe(rec *Record) {
 	if e.cfg.Observe != nil && rec.Received != 0 {
 		e.cfg.Observe(rec.Reservation.Type, rec.State, e.now().Sub(time.Unix(0, rec.Received)))
@@ -721,21 +720,9 @@ func (e *Engine) DecommissionCached(id string, reason string) error {
 		if (rec.Name != id && rec.Reservation.GWID() != id) || !rec.State.Live() || rec.ReplacedBy != 0 {
 			continue
 		}
-		unlock := e.locks.Lock(rec.ID())
-		cur, err := e.store.Get(rec.ID())
-		if err == nil && cur.State.Live() && cur.State != StateDeleting {
-			e.cancelInflight(rec.ID())
-			cur.State = StateDeleting
-			cur.Reason = reason
-			cur.Updated = e.now().Unix()
-			err = e.put(cur)
-		}
-		unlock()
-		if err != nil {
-			return err
-		}
-		e.startDelete(rec.ID())
-		return nil
+		return e.removeOwn(context.Background(), rec.ID(), reason, func(cur *Record) bool {
+			return cur.State.Live() && cur.State != StateDeleting
+		})
 	}
 	return fmt.Errorf("workload %q: %w", id, ErrNotFound)
 }
@@ -766,31 +753,36 @@ func (e *Engine) expiryLoop(ctx context.Context) {
 // expire starts the removal of reservation id if it is still live and
 // past its lifetime.
 func (e *Engine) expire(ctx context.Context, id uint64) error {
-	due := func(rec *Record) bool {
+	return e.removeOwn(ctx, id, reasonExpired, func(rec *Record) bool {
 		at := rec.Reservation.ExpiresAt()
 		return (rec.State == StateDeploying || rec.State == StateDeployed) && rec.ReplacedBy == 0 &&
 			!at.IsZero() && !e.now().Before(at)
-	}
+	})
+}
+
+// removeOwn starts the removal, on the node's own initiative, of
+// reservation id if due says so; reason becomes the message of its deleted
+// result.
+func (e *Engine) removeOwn(ctx context.Context, id uint64, reason string, due func(*Record) bool) error {
 	if rec, err := e.store.Get(id); err != nil || !due(rec) {
 		return err
 	}
 	e.cancelInflight(id) // a deploy or an ensure holds the lock while it works
 	unlock := e.locks.Lock(id)
-	defer unlock()
 	rec, err := e.store.Get(id)
+	if err != nil || !due(rec) {
+		unlock()
+		return err
+	}
+	rec.State = StateDeleting
+	rec.Reason = reason
+	rec.Updated = e.now().Unix()
+	err = e.put(rec)
+	unlock()
 	if err != nil {
 		return err
 	}
-	if !due(rec) {
-		return nil
-	}
-	rec.State = StateDeleting
-	rec.Reason = reasonExpired
-	rec.Updated = e.now().Unix()
-	if err := e.put(rec); err != nil {
-		return err
-	}
-	e.log.InfoContext(ctx, "reservation expired", "id", id, "name", rec.Name, "at", rec.Reservation.ExpiresAt())
+	e.log.InfoContext(ctx, "reservation removed by the node", "id", id, "name", rec.Name, "reason", reason)
 	e.startDelete(id)
 	return nil
 }
