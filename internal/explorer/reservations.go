@@ -297,7 +297,7 @@ func liveRecord(rec *record) bool {
 // reservation of the same user, node and type that no other live update
 // has claimed.
 func (x *Explorer) claimCredit(ctx context.Context, r *gridtypes.Reservation, id uint64) (uint64, gridtypes.Capacity) {
-	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
+	refID, err := gridtypes.ParseGWID(r.Reference)
 	if err != nil {
 		return 0, gridtypes.Capacity{}
 	}

@@ -595,3 +595,18 @@ func TestCapacityStringForHumans(t *testing.T) {
 		}
 	}
 }
+
+func TestParseGWID(t *testing.T) {
+	r := &Reservation{ID: 42}
+	if id, err := ParseGWID(r.GWID()); err != nil || id != 42 {
+		t.Fatalf("ParseGWID(%q) = %d, %v", r.GWID(), id, err)
+	}
+	if id, err := ParseGWID("42"); err != nil || id != 42 {
+		t.Fatalf("bare id: %d, %v", id, err)
+	}
+	for _, bad := range []string{"", "-1", "0-1", "x-1", "42-2", "1-1-1"} {
+		if _, err := ParseGWID(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseGWID(%q): %v, want ErrInvalid", bad, err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -115,6 +116,16 @@ func (r *Reservation) ExpiresAt() time.Time {
 // everything it creates for the reservation (the original's gwid).
 func (r *Reservation) GWID() string {
 	return strconv.FormatUint(r.ID, 10) + "-" + strconv.Itoa(WorkloadIndex)
+}
+
+// ParseGWID returns the reservation id of a node-local workload id
+// "<id>-1" (a bare "<id>" is accepted too, as references were written).
+func ParseGWID(gwid string) (uint64, error) {
+	id, err := strconv.ParseUint(strings.TrimSuffix(gwid, "-"+strconv.Itoa(WorkloadIndex)), 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("workload id %q: %w", gwid, ErrInvalid)
+	}
+	return id, nil
 }
 
 // NewReservation builds an unsigned reservation of w for a node and user,

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -435,7 +433,7 @@ func (e *Engine) referenced(r *gridtypes.Reservation, refID uint64) (*Record, er
 // is reused. One still deploying is stopped: the update provisions the
 // name with its own configuration (and a failed update restores it).
 func (e *Engine) takeOver(ctx context.Context, r *gridtypes.Reservation) (string, uint64, error) {
-	refID, err := strconv.ParseUint(strings.TrimSuffix(r.Reference, "-1"), 10, 64)
+	refID, err := gridtypes.ParseGWID(r.Reference)
 	if err != nil {
 		return "", 0, fmt.Errorf("reference %q: %w", r.Reference, ErrBadReference)
 	}

@@ -62,7 +62,7 @@ var ErrForeignVolume = errors.New("volume belongs to another user")
 // the container's owner; one still being deployed, or not arrived yet, is a
 // dependency to wait for. It returns the volume's working name.
 func checkVolume(d *provision.Deployment, name string) (string, error) {
-	id, err := strconv.ParseUint(strings.TrimSuffix(name, "-1"), 10, 64)
+	id, err := gridtypes.ParseGWID(name)
 	if err != nil {
 		return "", fmt.Errorf("volume_id %q: not a workload id", name)
 	}
