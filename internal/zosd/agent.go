@@ -349,7 +349,7 @@ func (a *Agent) startVMs(ctx context.Context, g *errgroup.Group) {
 func (a *Agent) provisioners() map[gridtypes.WorkloadType]provision.Provisioner {
 	p := map[gridtypes.WorkloadType]provision.Provisioner{}
 	if a.storage != nil {
-		p[gridtypes.TypeVolume] = primitives.Volume{Storage: a.storage}
+		p[gridtypes.TypeVolume] = primitives.Volume{Storage: a.storage, StateDir: a.path("provision", "volumes")}
 	}
 	if a.network != nil {
 		p[gridtypes.TypeNetwork] = primitives.Network{Networker: a.network}

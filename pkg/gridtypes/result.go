@@ -112,6 +112,8 @@ type ContainerResult struct {
 // VolumeResult is the data of a deployed volume.
 type VolumeResult struct {
 	VolumeID string `json:"volume_id"`
+	// Snapshots are the volume's snapshots, by name.
+	Snapshots []string `json:"snapshots,omitzero"`
 }
 
 // ZDBResult is the data of a deployed 0-db namespace. The original used

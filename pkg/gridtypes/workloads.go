@@ -2,6 +2,7 @@ package gridtypes
 
 import (
 	"path"
+	"regexp"
 	"strconv"
 )
 
@@ -341,7 +342,21 @@ type Volume struct {
 	// Size in GiB.
 	Size uint64   `json:"size"`
 	Type DiskType `json:"type"`
+	// Snapshots names the read-only snapshots the volume keeps: the node
+	// takes the missing ones (of the content at that moment) and drops the
+	// others. An update with a longer list takes a snapshot; one with a
+	// shorter list drops one. Snapshots go with the volume.
+	Snapshots []string `json:"snapshots,omitzero"`
+	// Restore, when set, replaces the volume's content with that of one of
+	// its snapshots, once, when this reservation is deployed (an update of
+	// the volume). No container may have the volume mounted then.
+	Restore string `json:"restore,omitempty"`
 }
+
+// MaxSnapshots bounds Volume.Snapshots.
+const MaxSnapshots = 32
+
+var snapshotName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Type implements Workload.
 func (*Volume) WorkloadType() WorkloadType { return TypeVolume }
@@ -355,6 +370,17 @@ func (v *Volume) Validate() error {
 		return fieldErr("size", "%d GiB is more than any node has", v.Size)
 	case !v.Type.valid(false):
 		return fieldErr("type", "%q is not ssd or hdd", v.Type)
+	case len(v.Snapshots) > MaxSnapshots:
+		return fieldErr("snapshots", "%d snapshots, at most %d", len(v.Snapshots), MaxSnapshots)
+	case v.Restore != "" && !snapshotName.MatchString(v.Restore):
+		return fieldErr("restore", "%q is not a snapshot name", v.Restore)
+	}
+	seen := map[string]bool{}
+	for _, n := range v.Snapshots {
+		if !snapshotName.MatchString(n) || seen[n] {
+			return fieldErr("snapshots", "%q is not a snapshot name or is listed twice (letters, digits, '.', '_', '-'; at most 64)", n)
+		}
+		seen[n] = true
 	}
 	return nil
 }
@@ -365,6 +391,11 @@ func (v *Volume) Resources() Capacity { return onDisk(Capacity{}, v.Type, v.Size
 func (v *Volume) encode(e *encoder) {
 	e.u64(v.Size)
 	e.str(string(v.Type))
+	if len(v.Snapshots) > 0 || v.Restore != "" {
+		// Only when used: hashes of volumes without them are unchanged.
+		e.strs(v.Snapshots)
+		e.str(v.Restore)
+	}
 }
 
 func (*Volume) secrets(SecretFunc) error { return nil }

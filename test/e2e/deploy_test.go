@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -262,4 +263,53 @@ func TestLifetime(t *testing.T) {
 		t.Errorf("explorer reserves %v, want the kept 2 GiB", n.ReservedResources)
 	}
 	alice.remove(keep)
+}
+
+// TestVolumeSnapshots takes a snapshot of a volume through an update,
+// changes the data, restores the snapshot through another update (the
+// bytes come back, on real btrfs) and drops it through a third.
+func TestVolumeSnapshots(t *testing.T) {
+	testutil.CheckLeaks(t)
+	g := startGrid(t, 1)
+	alice := g.newUser("alice")
+	n1 := g.nodeID(0)
+	node := g.Nodes()[0]
+	vol := alice.deploy(n1, &gridtypes.Volume{Size: 1, Type: gridtypes.DiskSSD})
+	alice.result(vol, 2*time.Minute, gridtypes.StateOK)
+	pools := filepath.Join(node.Root, "root", "mnt", "*")
+	m, _ := filepath.Glob(filepath.Join(pools, gwid(vol)))
+	if len(m) != 1 {
+		t.Fatalf("volume %s not on a pool: %v", gwid(vol), m)
+	}
+	data := filepath.Join(m[0], "data")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(data, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("monday")
+	snap := alice.update(n1, vol, &gridtypes.Volume{Size: 1, Type: gridtypes.DiskSSD, Snapshots: []string{"mon"}})
+	if res := alice.result(snap, 2*time.Minute, gridtypes.StateOK); !strings.Contains(string(res.Data), `"snapshots":["mon"]`) {
+		t.Fatalf("result of the snapshot update: %s", res.Data)
+	}
+	snapDir := filepath.Join(filepath.Dir(m[0]), ".snapshots", gwid(vol), "mon")
+	if b, err := os.ReadFile(filepath.Join(snapDir, "data")); err != nil || string(b) != "monday" {
+		t.Fatalf("snapshot content %q %v", b, err)
+	}
+	write("tuesday")
+	restore := alice.update(n1, snap, &gridtypes.Volume{Size: 1, Type: gridtypes.DiskSSD, Snapshots: []string{"mon"}, Restore: "mon"})
+	alice.result(restore, 2*time.Minute, gridtypes.StateOK)
+	if b, err := os.ReadFile(data); err != nil || string(b) != "monday" {
+		t.Fatalf("after the restore: %q %v, want monday", b, err)
+	}
+	drop := alice.update(n1, restore, &gridtypes.Volume{Size: 1, Type: gridtypes.DiskSSD})
+	alice.result(drop, 2*time.Minute, gridtypes.StateOK)
+	if _, err := os.Stat(snapDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dropped snapshot still there: %v", err)
+	}
+	alice.remove(drop)
+	if m, _ := filepath.Glob(filepath.Join(pools, gwid(vol))); len(m) != 0 {
+		t.Fatalf("volume left after deletion: %v", m)
+	}
 }
