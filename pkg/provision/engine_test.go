@@ -205,6 +205,17 @@ func (h *harness) volume(size uint64) *gridtypes.Reservation {
 	return r
 }
 
+// updateOf is a signed update of old to a volume of size GiB.
+func (h *harness) updateOf(old *gridtypes.Reservation, size uint64) *gridtypes.Reservation {
+	h.t.Helper()
+	upd := h.volume(size)
+	upd.Reference = old.GWID()
+	if err := upd.Sign(h.user); err != nil {
+		h.t.Fatal(err)
+	}
+	return upd
+}
+
 func (h *harness) deliver(r *gridtypes.Reservation) {
 	acked := make(chan struct{})
 	h.in <- Delivery{Reservation: r, Ack: func() { close(acked) }}
@@ -513,9 +524,7 @@ func TestUpdateKeepsTheWorkingName(t *testing.T) {
 		old := h.volume(1)
 		h.deliver(old)
 		synctest.Wait()
-		upd := h.volume(2)
-		upd.Reference = old.GWID()
-		_ = upd.Sign(h.user)
+		upd := h.updateOf(old, 2)
 		h.deliver(upd)
 		synctest.Wait()
 		rec := h.record(upd.ID)
@@ -551,9 +560,7 @@ func TestUpdateOfAReservationStillDeploying(t *testing.T) {
 		defer h.stop()
 		h.deliver(old)
 		synctest.Wait()
-		upd := h.volume(2)
-		upd.Reference = old.GWID()
-		_ = upd.Sign(h.user)
+		upd := h.updateOf(old, 2)
 		h.deliver(upd)
 		time.Sleep(time.Minute)
 		synctest.Wait()
@@ -600,9 +607,7 @@ func TestFailedUpdateRestoresADeployingReservation(t *testing.T) {
 		defer h.stop()
 		h.deliver(old)
 		synctest.Wait()
-		upd := h.volume(2)
-		upd.Reference = old.GWID()
-		_ = upd.Sign(h.user)
+		upd := h.updateOf(old, 2)
 		h.deliver(upd)
 		synctest.Wait()
 		if res := h.reporter.last(upd.ID); res == nil || res.State != gridtypes.StateError {
@@ -632,9 +637,7 @@ func TestDeletedUpdateSeenOnlyAsDeletion(t *testing.T) {
 		old := h.volume(1)
 		h.deliver(old)
 		synctest.Wait()
-		upd := h.volume(2)
-		upd.Reference = old.GWID()
-		_ = upd.Sign(h.user)
+		upd := h.updateOf(old, 2)
 		h.deliver(h.deleteOf(upd))
 		synctest.Wait()
 		if h.prov.isLive(old.GWID()) {
@@ -667,9 +670,7 @@ func TestUpdateInterruptedAfterTakeOver(t *testing.T) {
 		h.deliver(old)
 		synctest.Wait()
 		h.stop()
-		upd := h.volume(2)
-		upd.Reference = old.GWID()
-		_ = upd.Sign(h.user)
+		upd := h.updateOf(old, 2)
 		// The crash: the take-over is durable, the update's record is not.
 		rec := h.record(old.ID)
 		rec.State, rec.ReplacedBy = StateDeleted, upd.ID
@@ -759,9 +760,7 @@ func TestFailedUpdateKeepsThePrevious(t *testing.T) {
 			}
 			return nil
 		}
-		upd := h.volume(1)
-		upd.Reference = old.GWID()
-		_ = upd.Sign(h.user)
+		upd := h.updateOf(old, 1)
 		h.deliver(upd)
 		synctest.Wait()
 		if res := h.reporter.last(upd.ID); res == nil || res.State != gridtypes.StateError {

@@ -202,22 +202,14 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // RotateAll starts the next index/data pair of every namespace whose
 // current pair holds data (--rotate).
-func (e *Engine) RotateAll() {
-	e.mu.RLock()
-	list := make([]*Namespace, 0, len(e.ns))
-	for _, ns := range e.ns {
-		list = append(list, ns)
-	}
-	e.mu.RUnlock()
-	for _, ns := range list {
-		if err := ns.rotateIfUsed(); err != nil && !errors.Is(err, ErrClosed) {
-			e.log.Error("periodic rotation failed", "namespace", ns.name, "err", err)
-		}
-	}
-}
+func (e *Engine) RotateAll() { e.eachNamespace("periodic rotation", (*Namespace).rotateIfUsed) }
 
 // SyncAll fsyncs every namespace that has unsynced writes.
-func (e *Engine) SyncAll() {
+func (e *Engine) SyncAll() { e.eachNamespace("periodic sync", (*Namespace).Sync) }
+
+// eachNamespace calls fn on every open namespace, outside the engine's
+// lock, logging failures as what.
+func (e *Engine) eachNamespace(what string, fn func(*Namespace) error) {
 	e.mu.RLock()
 	list := make([]*Namespace, 0, len(e.ns))
 	for _, ns := range e.ns {
@@ -225,8 +217,8 @@ func (e *Engine) SyncAll() {
 	}
 	e.mu.RUnlock()
 	for _, ns := range list {
-		if err := ns.Sync(); err != nil && !errors.Is(err, ErrClosed) {
-			e.log.Error("periodic sync failed", "namespace", ns.name, "err", err)
+		if err := fn(ns); err != nil && !errors.Is(err, ErrClosed) {
+			e.log.Error(what+" failed", "namespace", ns.name, "err", err)
 		}
 	}
 }
