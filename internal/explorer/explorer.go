@@ -33,8 +33,9 @@ type Explorer struct {
 	now  func() time.Time
 	keys sync.Map // user id → ed25519.PublicKey
 
-	retry retryQueue
-	nodes nodeCache
+	retry    retryQueue
+	nodes    nodeCache
+	unsigned unsignedSet
 
 	// Set by Run.
 	nc     *nats.Conn

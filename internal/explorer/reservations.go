@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -171,6 +172,8 @@ func (x *Explorer) CreateReservation(ctx context.Context, body []byte) (uint64, 
 	undo.Done()
 	if r.NextAction == gridtypes.ActionDeploy {
 		x.deliver(ctx, r)
+	} else {
+		x.unsigned.add(resKey(r.NodeID, id), r.Expires)
 	}
 	x.log.DebugContext(ctx, "reservation accepted", "id", id, "node", r.NodeID, "type", r.Type, "user", r.UserID)
 	return id, nil
@@ -692,24 +695,66 @@ func (x *Explorer) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// expireUnsigned closes reservations still waiting for their provision
-// quorum once their request expired (Expires): they become invalid and
-// release what they held. It returns how many it closed.
-func (x *Explorer) expireUnsigned(ctx context.Context, now time.Time) (int, error) {
-	var due []string
+// unsignedSet tracks the reservations waiting for their provision quorum,
+// by key, with the time their request expires, so the periodic expiry
+// reads only those records (filled by one scan, then on create).
+type unsignedSet struct {
+	mu     sync.Mutex
+	loaded bool
+	m      map[string]int64 // guarded by mu: key → Expires
+}
+
+func (u *unsignedSet) add(key string, expires int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil {
+		u.m = map[string]int64{}
+	}
+	u.m[key] = expires
+}
+
+// loadUnsigned fills the unsigned set from the store, once.
+func (x *Explorer) loadUnsigned(ctx context.Context) error {
+	x.unsigned.mu.Lock()
+	loaded := x.unsigned.loaded
+	x.unsigned.mu.Unlock()
+	if loaded {
+		return nil
+	}
 	err := scan(ctx, x.st.res, func(k string, v []byte) error {
 		rec, err := decodeStored[record](v)
 		if err != nil {
 			return err
 		}
-		if r := rec.Reservation; r.NextAction == gridtypes.ActionSign && now.Unix() > r.Expires {
-			due = append(due, k)
+		if r := rec.Reservation; r.NextAction == gridtypes.ActionSign {
+			x.unsigned.add(k, r.Expires)
 		}
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	x.unsigned.mu.Lock()
+	x.unsigned.loaded = true
+	x.unsigned.mu.Unlock()
+	return nil
+}
+
+// expireUnsigned closes reservations still waiting for their provision
+// quorum once their request expired (Expires): they become invalid and
+// release what they held. It returns how many it closed.
+func (x *Explorer) expireUnsigned(ctx context.Context, now time.Time) (int, error) {
+	if err := x.loadUnsigned(ctx); err != nil {
 		return 0, err
 	}
+	var due []string
+	x.unsigned.mu.Lock()
+	for k, expires := range x.unsigned.m {
+		if now.Unix() > expires {
+			due = append(due, k)
+		}
+	}
+	x.unsigned.mu.Unlock()
 	n := 0
 	for _, k := range due {
 		var (
@@ -721,18 +766,21 @@ func (x *Explorer) expireUnsigned(ctx context.Context, now time.Time) (int, erro
 		rec, err := updateJSON(ctx, x.st.res, k, false, func(rec *record) error {
 			held, farmID, ip, closed = gridtypes.Capacity{}, 0, "", false
 			r := rec.Reservation
-			if r.NextAction != gridtypes.ActionSign || now.Unix() <= r.Expires {
-				return nil // signed meanwhile
+			if r.NextAction != gridtypes.ActionSign {
+				return nil // signed or deleted meanwhile
 			}
 			r.NextAction = gridtypes.ActionInvalid
 			held, farmID, ip = rec.release()
 			closed = true
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, explorer.ErrNotFound) {
 			x.log.WarnContext(ctx, "expire unsigned reservation", "key", k, "error", err)
 			continue
 		}
+		x.unsigned.mu.Lock()
+		delete(x.unsigned.m, k)
+		x.unsigned.mu.Unlock()
 		if closed {
 			r := rec.Reservation
 			x.releaseRecord(ctx, r.NodeID, r.ID, held, farmID, ip)
